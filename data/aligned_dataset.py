@@ -1,0 +1,33 @@
+import os
+
+from data.base_dataset import BaseDataset, get_params, transform
+from data.image_folder import DataError, make_dataset, open_image
+
+
+class AlignedDataset(BaseDataset):
+    """Pairs stored as one image, A on the left half and B on the right: DATAROOT/PHASE/*.jpg."""
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.dir_AB = os.path.join(opt.dataroot, opt.phase)
+        self.AB_paths = make_dataset(self.dir_AB, opt.max_dataset_size)
+        btoa = opt.direction == 'BtoA'
+        self.A_channels = opt.output_nc if btoa else opt.input_nc
+        self.B_channels = opt.input_nc if btoa else opt.output_nc
+
+    def __getitem__(self, index):
+        path = self.AB_paths[index]
+        AB = open_image(path)
+        w, h = AB.size
+        if w % 2:
+            raise DataError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
+                            f'width must be even. Recombine it with datasets/combine_A_and_B.py.')
+        half = w // 2
+        A, B = AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))
+        params = get_params(self.opt, A.size)
+        return {'A': transform(A, self.opt, params, grayscale=self.A_channels == 1),
+                'B': transform(B, self.opt, params, grayscale=self.B_channels == 1),
+                'A_paths': path, 'B_paths': path}
+
+    def __len__(self):
+        return len(self.AB_paths)

@@ -1,0 +1,70 @@
+"""Base class of datasets and the preprocessing shared by all of them.
+
+A and B of a pair must get the same random crop and flip: get_params() draws them once per pair and
+get_transform() applies exactly those.
+"""
+import random
+
+import torch.utils.data as data
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+
+class BaseDataset(data.Dataset):
+    def __init__(self, opt):
+        self.opt = opt
+        self.root = opt.dataroot
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+
+def get_params(opt, size):
+    w, h = size
+    new_w, new_h = w, h
+    if opt.preprocess == 'resize_and_crop':
+        new_w = new_h = opt.load_size
+    elif opt.preprocess == 'scale_width_and_crop':
+        new_w = opt.load_size
+        new_h = opt.load_size * h // w
+    x = random.randint(0, max(0, new_w - opt.crop_size))
+    y = random.randint(0, max(0, new_h - opt.crop_size))
+    flip = random.random() > 0.5
+    return {'crop_pos': (x, y), 'flip': flip}
+
+
+def transform(image, opt, params, grayscale=False, method=Image.BICUBIC):
+    """PIL image -> tensor in [-1, 1], resized, cropped and flipped as params and opt say."""
+    if grayscale:
+        image = image.convert('L')
+    if 'resize' in opt.preprocess:
+        image = image.resize((opt.load_size, opt.load_size), method)
+    elif 'scale_width' in opt.preprocess:
+        image = scale_width(image, opt.load_size, opt.crop_size, method)
+    if 'crop' in opt.preprocess:
+        x, y = params['crop_pos']
+        image = image.crop((x, y, x + opt.crop_size, y + opt.crop_size))
+    if opt.preprocess == 'none':
+        image = make_power_2(image, base=4, method=method)
+    if not opt.no_flip and params['flip']:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    return TF.pil_to_tensor(image).float().div_(127.5).sub_(1.0)
+
+
+def scale_width(image, target_width, crop_size, method=Image.BICUBIC):
+    ow, oh = image.size
+    if ow == target_width and oh >= crop_size:
+        return image
+    h = int(max(target_width * oh / ow, crop_size))
+    return image.resize((target_width, h), method)
+
+
+def make_power_2(image, base, method=Image.BICUBIC):
+    ow, oh = image.size
+    h = max(base, int(round(oh / base) * base))
+    w = max(base, int(round(ow / base) * base))
+    if (w, h) == (ow, oh):
+        return image
+    return image.resize((w, h), method)
+

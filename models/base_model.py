@@ -1,0 +1,138 @@
+"""What every model shares: devices, saving and loading networks, schedules, visuals and losses.
+
+A model names its pieces in lists (loss_names, visual_names, model_names) and this class finds the
+attributes loss_<name>, <visual>, net<name> by those names.
+"""
+import os
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from models import checkpoint, networks
+from util.util import atomic_torch_save
+
+
+class BaseModel:
+    def __init__(self, opt):
+        self.opt = opt
+        self.is_train = opt.is_train
+        self.device = torch.device(opt.device)
+        self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.loss_names, self.model_names, self.visual_names = [], [], []
+        self.optimizers, self.schedulers = [], []
+        self.image_paths = []
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    # Subclasses define these four.
+    def set_input(self, data):
+        raise NotImplementedError
+
+    def forward(self):
+        raise NotImplementedError
+
+    def optimize_parameters(self):
+        raise NotImplementedError
+
+    def networks(self):
+        return [getattr(self, 'net' + name) for name in self.model_names]
+
+    def setup(self, opt):
+        """Load networks when testing or resuming, make the schedulers, print the networks."""
+        if self.is_train:
+            self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
+        if not self.is_train or opt.continue_train:
+            self.load_networks(self.checkpoint_prefix(opt))
+        self.print_networks(opt.verbose)
+
+    @staticmethod
+    def checkpoint_prefix(opt):
+        return f'iter_{opt.load_iter}' if opt.load_iter > 0 else opt.epoch
+
+    def eval(self):
+        for net in self.networks():
+            net.eval()
+
+    def train(self):
+        for net in self.networks():
+            net.train()
+
+    def test(self):
+        """Forward without gradients, for any image size the generator can take after padding."""
+        with torch.no_grad():
+            self.forward()
+
+    def generate(self, netG, x):
+        """netG(x), padding x to a size the generator accepts and cropping the output back."""
+        multiple = generator_size_multiple(self.opt.netG)
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        if pad_h == 0 and pad_w == 0:
+            return netG(x)
+        # Reflection cannot pad more than the input's size; replicate covers any amount.
+        mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
+        return netG(F.pad(x, (0, pad_w, 0, pad_h), mode=mode))[..., :h, :w]
+
+    def get_image_paths(self):
+        return self.image_paths
+
+    def update_learning_rate(self, metric=None):
+        """Step every scheduler once per epoch; plateau watches metric (e.g. the epoch's mean L1)."""
+        for scheduler in self.schedulers:
+            if self.opt.lr_policy == 'plateau':
+                scheduler.step(metric)
+            else:
+                scheduler.step()
+        return self.optimizers[0].param_groups[0]['lr']
+
+    def get_current_visuals(self):
+        return OrderedDict((name, getattr(self, name)) for name in self.visual_names)
+
+    def get_current_losses(self):
+        """Losses as tensors (no host sync here; call .item() only when printing)."""
+        return OrderedDict((name, getattr(self, 'loss_' + name).detach()) for name in self.loss_names)
+
+    def network_file(self, prefix, name):
+        return os.path.join(self.save_dir, f'{prefix}_net_{name}.pth')
+
+    def save_networks(self, prefix):
+        """Save each network as a plain CPU state_dict, in the reference's file names and format."""
+        os.makedirs(self.save_dir, exist_ok=True)
+        for name in self.model_names:
+            net = unwrap(getattr(self, 'net' + name))
+            state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+            atomic_torch_save(state, self.network_file(prefix, name))
+        checkpoint.save_architecture(self.opt, self.model_names)
+
+    def load_networks(self, prefix):
+        for name in self.model_names:
+            net = unwrap(getattr(self, 'net' + name))
+            path = self.network_file(prefix, name)
+            print(f'loading the model from {path}')
+            checkpoint.load_into(net, path, self.opt, role=name)
+
+    def print_networks(self, verbose):
+        for name in self.model_names:
+            net = getattr(self, 'net' + name)
+            if verbose:
+                print(net)
+            count = sum(p.numel() for p in net.parameters())
+            print(f'[Network {name}] Total number of parameters : {count / 1e6:.3f} M')
+
+    @staticmethod
+    def set_requires_grad(nets, requires_grad=False):
+        for net in nets if isinstance(nets, (list, tuple)) else [nets]:
+            for param in net.parameters():
+                param.requires_grad = requires_grad
+
+
+def unwrap(net):
+    """The plain network inside a DistributedDataParallel wrapper (checkpoints never hold 'module.')."""
+    return getattr(net, 'module', net)
+
+
+def generator_size_multiple(netG):
+    return 2 ** networks.unet_depth(netG) if netG.startswith('unet_') else 4

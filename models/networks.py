@@ -1,0 +1,341 @@
+"""Generators, discriminators, losses and schedules of pix2pix.
+
+Module nesting and parameter order follow the reference implementation exactly, so that its
+state_dicts (``model.model.1.model.3...`` for the U-Net) load here with strict=True.
+"""
+import functools
+import math
+
+import torch
+import torch.nn as nn
+from torch.optim import lr_scheduler
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+NORMS = ('batch', 'instance', 'none', 'syncbatch')
+
+
+def get_norm_layer(norm_type='instance'):
+    """Return a constructor ``norm_layer(num_features)``.
+
+    Instance norm has no affine parameters and no running statistics, as in the reference,
+    so its checkpoints hold no norm keys.
+    """
+    if norm_type == 'batch':
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if norm_type == 'syncbatch':
+        return functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True)
+    if norm_type == 'instance':
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if norm_type == 'none':
+        return lambda num_features: Identity()
+    raise ValueError(f'normalization layer [{norm_type}] is not supported; choose from {", ".join(NORMS)}')
+
+
+def uses_bias(norm_layer):
+    # The reference gives convolutions a bias only before instance norm: batch norm's own shift
+    # makes a bias redundant, and (a quirk kept for checkpoint compatibility) 'none' has none either.
+    func = norm_layer.func if isinstance(norm_layer, functools.partial) else norm_layer
+    return func is nn.InstanceNorm2d
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning-rate schedules
+
+LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')
+
+
+def get_scheduler(optimizer, opt):
+    """linear: constant for n_epochs, then linear decay to zero over n_epochs_decay epochs.
+    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls.
+    cosine: cosine annealing to zero over n_epochs."""
+    if opt.lr_policy == 'linear':
+        def lambda_rule(epoch):
+            return 1.0 - max(0, epoch + opt.epoch_count - opt.n_epochs) / float(opt.n_epochs_decay + 1)
+        return lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda_rule)
+    if opt.lr_policy == 'step':
+        return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
+    if opt.lr_policy == 'plateau':
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.2, threshold=0.01, patience=5)
+    if opt.lr_policy == 'cosine':
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)
+    raise ValueError(f'learning rate policy [{opt.lr_policy}] is not implemented; choose from {", ".join(LR_POLICIES)}')
+
+
+# ----------------------------------------------------------------------------------------------
+# Initialisation
+
+INIT_TYPES = ('normal', 'xavier', 'kaiming', 'orthogonal')
+
+
+def init_weights(net, init_type='normal', init_gain=0.02):
+    def init_func(m):
+        classname = m.__class__.__name__
+        if hasattr(m, 'weight') and m.weight is not None and ('Conv' in classname or 'Linear' in classname):
+            if init_type == 'normal':
+                nn.init.normal_(m.weight, 0.0, init_gain)
+            elif init_type == 'xavier':
+                nn.init.xavier_normal_(m.weight, gain=init_gain)
+            elif init_type == 'kaiming':
+                nn.init.kaiming_normal_(m.weight, a=0, mode='fan_in')
+            elif init_type == 'orthogonal':
+                nn.init.orthogonal_(m.weight, gain=init_gain)
+            else:
+                raise ValueError(f'initialization method [{init_type}] is not implemented; choose from {", ".join(INIT_TYPES)}')
+            if getattr(m, 'bias', None) is not None:
+                nn.init.constant_(m.bias, 0.0)
+        elif 'BatchNorm2d' in classname and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, init_gain)
+            nn.init.constant_(m.bias, 0.0)
+
+    net.apply(init_func)
+    return net
+
+
+# ----------------------------------------------------------------------------------------------
+# Generators
+
+def unet_depth(netG):
+    """'unet_256' -> 8 downsamplings; any power of two >= 16 is accepted."""
+    size = netG[len('unet_'):]
+    if not size.isdigit() or int(size) < 16 or int(size) & (int(size) - 1):
+        raise ValueError(f'generator [{netG}]: unet_N needs N a power of two >= 16 (unet_128, unet_256, ...)')
+    return int(math.log2(int(size)))
+
+
+def resnet_blocks(netG):
+    blocks = netG[len('resnet_'):-len('blocks')]
+    if not (netG.startswith('resnet_') and netG.endswith('blocks') and blocks.isdigit() and int(blocks) > 0):
+        raise ValueError(f'generator [{netG}]: expected resnet_Nblocks such as resnet_6blocks or resnet_9blocks')
+    return int(blocks)
+
+
+def define_G(input_nc, output_nc, ngf, netG, norm='batch', use_dropout=False, init_type='normal', init_gain=0.02):
+    norm_layer = get_norm_layer(norm)
+    if netG.startswith('unet_'):
+        net = UnetGenerator(input_nc, output_nc, unet_depth(netG), ngf, norm_layer=norm_layer, use_dropout=use_dropout)
+    elif netG.startswith('resnet_'):
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout,
+                              n_blocks=resnet_blocks(netG))
+    else:
+        raise ValueError(f'generator [{netG}] is not recognized; choose unet_128, unet_256 (unet_N, N a power '
+                         f'of two >= 16), resnet_6blocks or resnet_9blocks')
+    return init_weights(net, init_type, init_gain)
+
+
+class ResnetGenerator(nn.Module):
+    """Two stride-2 downsamplings, n_blocks residual blocks, two upsamplings (Johnson et al.)."""
+
+    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
+                 padding_type='reflect'):
+        super().__init__()
+        use_bias = uses_bias(norm_layer)
+        model = [nn.ReflectionPad2d(3),
+                 nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+                 norm_layer(ngf),
+                 nn.ReLU(True)]
+        n_downsampling = 2
+        for i in range(n_downsampling):
+            mult = 2 ** i
+            model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                      norm_layer(ngf * mult * 2),
+                      nn.ReLU(True)]
+        mult = 2 ** n_downsampling
+        for _ in range(n_blocks):
+            model += [ResnetBlock(ngf * mult, padding_type, norm_layer, use_dropout, use_bias)]
+        for i in range(n_downsampling):
+            mult = 2 ** (n_downsampling - i)
+            model += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1,
+                                         output_padding=1, bias=use_bias),
+                      norm_layer(ngf * mult // 2),
+                      nn.ReLU(True)]
+        model += [nn.ReflectionPad2d(3),
+                  nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0),
+                  nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class ResnetBlock(nn.Module):
+    """x + conv(norm(relu(conv(norm(x)))))."""
+
+    def __init__(self, dim, padding_type, norm_layer, use_dropout, use_bias):
+        super().__init__()
+        pads = {'reflect': nn.ReflectionPad2d, 'replicate': nn.ReplicationPad2d}
+        if padding_type not in pads and padding_type != 'zero':
+            raise ValueError(f'padding [{padding_type}] is not implemented')
+
+        def conv_with_padding():
+            if padding_type == 'zero':
+                return [nn.Conv2d(dim, dim, kernel_size=3, padding=1, bias=use_bias)]
+            return [pads[padding_type](1), nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias)]
+
+        block = conv_with_padding() + [norm_layer(dim), nn.ReLU(True)]
+        if use_dropout:
+            block += [nn.Dropout(0.5)]
+        block += conv_with_padding() + [norm_layer(dim)]
+        self.conv_block = nn.Sequential(*block)
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with num_downs stride-2 levels; a 2^num_downs image shrinks to 1x1 at the bottleneck.
+
+    Level i has ngf * min(2^i, 8) channels, as in the reference (whose unet_128/unet_256 need at least
+    five levels); inner levels at ngf*8 that are not the bottleneck get dropout.
+    """
+
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+        channels = [ngf * min(2 ** level, 8) for level in range(num_downs)]
+        block = UnetSkipConnectionBlock(channels[-2], channels[-1], norm_layer=norm_layer, innermost=True)
+        for level in range(num_downs - 2, 0, -1):
+            outer, inner = channels[level - 1], channels[level]
+            block = UnetSkipConnectionBlock(outer, inner, submodule=block, norm_layer=norm_layer,
+                                            use_dropout=use_dropout and outer == inner == ngf * 8)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
+                                             norm_layer=norm_layer)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """down -> submodule -> up, with the block's input concatenated to its output (except outermost)."""
+
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
+                 norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        use_bias = uses_bias(norm_layer)
+        if input_nc is None:
+            input_nc = outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        uprelu = nn.ReLU(True)
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            model = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            model = [downrelu, downconv, uprelu, upconv, norm_layer(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            model = [downrelu, downconv, norm_layer(inner_nc), submodule, uprelu, upconv, norm_layer(outer_nc)]
+            if use_dropout:
+                model += [nn.Dropout(0.5)]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Discriminators
+
+def define_D(input_nc, ndf, netD, n_layers_D=3, norm='batch', init_type='normal', init_gain=0.02):
+    norm_layer = get_norm_layer(norm)
+    if netD == 'basic':
+        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer)
+    elif netD == 'n_layers':
+        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer=norm_layer)
+    elif netD == 'pixel':
+        net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer)
+    else:
+        raise ValueError(f'discriminator [{netD}] is not recognized; choose basic, n_layers or pixel')
+    return init_weights(net, init_type, init_gain)
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: each output value judges one overlapping patch (70x70 for n_layers=3)."""
+
+    def __init__(self, input_nc, ndf=64, n_layers=3, norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        use_bias = uses_bias(norm_layer)
+        sequence = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        nf_mult = 1
+        for n in range(1, n_layers + 1):
+            nf_mult_prev, nf_mult = nf_mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            sequence += [nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=stride, padding=1,
+                                   bias=use_bias),
+                         norm_layer(ndf * nf_mult),
+                         nn.LeakyReLU(0.2, True)]
+        sequence += [nn.Conv2d(ndf * nf_mult, 1, kernel_size=4, stride=1, padding=1)]
+        self.model = nn.Sequential(*sequence)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 PatchGAN: judges every pixel on its own (colour, not structure)."""
+
+    def __init__(self, input_nc, ndf=64, norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        use_bias = uses_bias(norm_layer)
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, kernel_size=1, stride=1, padding=0),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, kernel_size=1, stride=1, padding=0, bias=use_bias),
+            norm_layer(ndf * 2),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=use_bias))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses
+
+GAN_MODES = ('vanilla', 'lsgan', 'wgangp')
+
+
+class GANLoss(nn.Module):
+    """vanilla: cross-entropy on logits; lsgan: least squares; wgangp: the Wasserstein critic's -D(real) / D(fake)."""
+
+    def __init__(self, gan_mode, target_real_label=1.0, target_fake_label=0.0):
+        super().__init__()
+        self.register_buffer('real_label', torch.tensor(target_real_label))
+        self.register_buffer('fake_label', torch.tensor(target_fake_label))
+        self.gan_mode = gan_mode
+        if gan_mode == 'lsgan':
+            self.loss = nn.MSELoss()
+        elif gan_mode == 'vanilla':
+            self.loss = nn.BCEWithLogitsLoss()
+        elif gan_mode == 'wgangp':
+            self.loss = None
+        else:
+            raise ValueError(f'gan mode [{gan_mode}] is not implemented; choose from {", ".join(GAN_MODES)}')
+
+    def get_target_tensor(self, prediction, target_is_real):
+        target = self.real_label if target_is_real else self.fake_label
+        return target.to(prediction.dtype).expand_as(prediction)
+
+    def forward(self, prediction, target_is_real):
+        if self.gan_mode == 'wgangp':
+            return -prediction.mean() if target_is_real else prediction.mean()
+        return self.loss(prediction, self.get_target_tensor(prediction, target_is_real))
+
+
+def gradient_penalty(netD, real_data, fake_data, lambda_gp=10.0, constant=1.0):
+    """WGAN-GP (Gulrajani et al.): lambda * (||grad D(x_hat)|| - 1)^2 at random points between real and fake."""
+    alpha = torch.rand(real_data.shape[0], 1, 1, 1, device=real_data.device, dtype=real_data.dtype)
+    interpolates = (alpha * real_data.detach() + (1 - alpha) * fake_data.detach()).requires_grad_(True)
+    disc_interpolates = netD(interpolates)
+    gradients, = torch.autograd.grad(outputs=disc_interpolates, inputs=interpolates,
+                                     grad_outputs=torch.ones_like(disc_interpolates),
+                                     create_graph=True, retain_graph=True)
+    gradients = gradients.reshape(real_data.shape[0], -1)
+    return (((gradients + 1e-16).norm(2, dim=1) - constant) ** 2).mean() * lambda_gp

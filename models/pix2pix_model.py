@@ -1,0 +1,81 @@
+"""pix2pix (Isola et al. 2017): a conditional GAN that learns G: A -> B from aligned pairs.
+
+    D is trained to tell real pairs (A, B) from fake pairs (A, G(A)):
+        L_D = 1/2 [ GAN(D(A, B), real) + GAN(D(A, G(A)), fake) ]
+    G is trained to fool D while staying close to the target:
+        L_G = GAN(D(A, G(A)), real) + lambda_L1 * ||B - G(A)||_1
+"""
+import torch
+
+from models import networks
+from models.base_model import BaseModel
+
+
+class Pix2PixModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        # The paper's choices: U-Net generator, batch norm, aligned data, no image pool, vanilla GAN loss.
+        parser.set_defaults(norm='batch', netG='unet_256', dataset_mode='aligned')
+        if is_train:
+            parser.set_defaults(pool_size=0, gan_mode='vanilla')
+            parser.add_argument('--lambda_L1', type=float, default=100.0, help='weight for L1 loss')
+            parser.add_argument('--lambda_gp', type=float, default=10.0,
+                                help='weight of the gradient penalty (used with --gan_mode wgangp)')
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.loss_names = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
+        self.visual_names = ['real_A', 'fake_B', 'real_B']
+        self.model_names = ['G', 'D'] if self.is_train else ['G']
+        self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
+                                      not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)
+        if self.is_train:
+            # D judges the pair: input and output images stacked on the channel axis.
+            self.netD = networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
+                                          opt.norm, opt.init_type, opt.init_gain).to(self.device)
+            self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
+            self.criterionL1 = torch.nn.L1Loss()
+            self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.optimizers = [self.optimizer_G, self.optimizer_D]
+            if opt.gan_mode == 'wgangp':
+                self.loss_names.append('D_GP')
+
+    def set_input(self, data):
+        AtoB = self.opt.direction == 'AtoB'
+        self.real_A = data['A' if AtoB else 'B'].to(self.device, non_blocking=True)
+        self.real_B = data['B' if AtoB else 'A'].to(self.device, non_blocking=True)
+        self.image_paths = data['A_paths' if AtoB else 'B_paths']
+
+    def forward(self):
+        self.fake_B = self.generate(self.netG, self.real_A)
+
+    def backward_D(self):
+        fake_AB = torch.cat((self.real_A, self.fake_B.detach()), 1)  # detached: this step trains D only
+        real_AB = torch.cat((self.real_A, self.real_B), 1)
+        self.loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
+        self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        if self.opt.gan_mode == 'wgangp':
+            self.loss_D_GP = networks.gradient_penalty(self.netD, real_AB, fake_AB, self.opt.lambda_gp)
+            self.loss_D = self.loss_D + self.loss_D_GP
+        self.loss_D.backward()
+
+    def backward_G(self):
+        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+        self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        self.loss_G.backward()
+
+    def optimize_parameters(self):
+        self.forward()
+        self.set_requires_grad(self.netD, True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.backward_D()
+        self.optimizer_D.step()
+        self.set_requires_grad(self.netD, False)  # G's step needs no gradients for D's weights
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizer_G.step()

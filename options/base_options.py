@@ -1,0 +1,226 @@
+"""Command-line options shared by train.py and test.py.
+
+The parser is built in two passes: the first reads --model and --dataset_mode, then the chosen
+model and dataset add their own options or change defaults, and the second pass parses everything.
+Flag names and defaults follow the reference implementation so that its scripts carry over.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+import data
+import models
+from util import util
+
+
+class OptionError(SystemExit):
+    """A bad option or combination: printed as one clear line, exit status 2, no traceback."""
+
+    def __init__(self, message):
+        super().__init__(f'error: {message}')
+
+
+class BaseOptions:
+    is_train = None
+
+    def initialize(self, parser):
+        # Basic parameters
+        parser.add_argument('--dataroot', default=None,
+                            help='path to images (should have subfolders train, test, ...); '
+                                 'omitted: a small generated demo dataset in datasets/demo')
+        parser.add_argument('--name', type=str, default='experiment_name',
+                            help='name of the experiment; checkpoints go to checkpoints_dir/name')
+        parser.add_argument('--device', type=str, default='auto',
+                            help='auto (CUDA when present, else CPU), cpu, cuda or cuda:N')
+        parser.add_argument('--gpu_ids', type=str, default=None,
+                            help='reference-compatible device choice: -1 for CPU, 0 for cuda:0 '
+                                 '(several ids: use torchrun, see README)')
+        parser.add_argument('--checkpoints_dir', type=str, default='./checkpoints', help='models are saved here')
+        parser.add_argument('--seed', type=int, default=None, help='random seed for python, numpy and torch')
+        # Model parameters
+        parser.add_argument('--model', type=str, default='pix2pix', help='which model: pix2pix | colorization | test')
+        parser.add_argument('--input_nc', type=int, default=3, help='# of input image channels: 3 RGB, 1 grayscale')
+        parser.add_argument('--output_nc', type=int, default=3, help='# of output image channels: 3 RGB, 1 grayscale')
+        parser.add_argument('--ngf', type=int, default=64, help='# of gen filters in the last conv layer')
+        parser.add_argument('--ndf', type=int, default=64, help='# of discrim filters in the first conv layer')
+        parser.add_argument('--netD', type=str, default='basic',
+                            help='discriminator: basic (70x70 PatchGAN) | n_layers | pixel')
+        parser.add_argument('--netG', type=str, default='resnet_9blocks',
+                            help='generator: resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet_N')
+        parser.add_argument('--n_layers_D', type=int, default=3, help='only used if netD==n_layers')
+        parser.add_argument('--norm', type=str, default='instance', help='instance | batch | syncbatch | none')
+        parser.add_argument('--init_type', type=str, default='normal', help='normal | xavier | kaiming | orthogonal')
+        parser.add_argument('--init_gain', type=float, default=0.02, help='scaling factor for normal, xavier, orthogonal')
+        parser.add_argument('--no_dropout', action='store_true', help='no dropout for the generator')
+        # Dataset parameters
+        parser.add_argument('--dataset_mode', type=str, default='aligned', help='aligned | single | colorization')
+        parser.add_argument('--direction', type=str, default='AtoB', help='AtoB or BtoA')
+        parser.add_argument('--serial_batches', action='store_true',
+                            help='take images in order to make batches, otherwise take them randomly')
+        parser.add_argument('--num_threads', default=4, type=int, help='# threads for loading data')
+        parser.add_argument('--batch_size', type=int, default=1, help='input batch size (per process under torchrun)')
+        parser.add_argument('--load_size', type=int, default=286, help='scale images to this size')
+        parser.add_argument('--crop_size', type=int, default=256, help='then crop to this size')
+        parser.add_argument('--max_dataset_size', type=int, default=float('inf'),
+                            help='maximum number of samples allowed per dataset')
+        parser.add_argument('--preprocess', type=str, default='resize_and_crop',
+                            help='resize_and_crop | crop | scale_width | scale_width_and_crop | none')
+        parser.add_argument('--no_flip', action='store_true', help='do not flip the images for data augmentation')
+        parser.add_argument('--display_winsize', type=int, default=256, help='display window size for visdom and HTML')
+        # Additional parameters
+        parser.add_argument('--epoch', type=str, default='latest', help='which epoch to load: latest, or a number')
+        parser.add_argument('--load_iter', type=int, default=0,
+                            help='if > 0, load iter_[load_iter] checkpoints instead of [epoch]')
+        parser.add_argument('--verbose', action='store_true', help='print network details')
+        parser.add_argument('--suffix', default='', type=str,
+                            help='customized suffix: opt.name = opt.name + suffix, e.g. {model}_{netG}_size{load_size}')
+        return parser
+
+    def gather_options(self, argv):
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = self.initialize(parser)
+        opt, _ = parser.parse_known_args(argv)
+        model_class = models.find_model_class(opt.model)
+        parser = model_class.modify_commandline_options(parser, self.is_train)
+        opt, _ = parser.parse_known_args(argv)  # the model may have changed --dataset_mode's default
+        dataset_class = data.find_dataset_class(opt.dataset_mode)
+        parser = dataset_class.modify_commandline_options(parser, self.is_train)
+        self.parser = parser
+        opt = parser.parse_args(argv)
+        opt.explicit = explicit_options(parser, argv)
+        return opt
+
+    def parse(self, argv=None):
+        argv = sys.argv[1:] if argv is None else argv
+        opt = self.gather_options(argv)
+        opt.is_train = self.is_train
+        if opt.dataroot is None:
+            apply_demo_defaults(opt, self.parser)
+        if opt.suffix:
+            opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
+        if not self.is_train or opt.continue_train:
+            from models import checkpoint
+            from models.base_model import BaseModel
+            generator_file = f'{BaseModel.checkpoint_prefix(opt)}_net_G{getattr(opt, "model_suffix", "")}.pth'
+            checkpoint.adopt_saved_architecture(opt, os.path.join(opt.checkpoints_dir, opt.name, generator_file))
+        resolve_device(opt)
+        validate(opt)
+        return opt
+
+    def save_and_print(self, opt, file_stem):
+        """Print the options (non-defaults marked) and write them as text and JSON beside the checkpoints."""
+        lines = ['----------------- Options ---------------']
+        for key, value in sorted(vars(opt).items()):
+            if key == 'explicit':
+                continue
+            default = self.parser.get_default(key)
+            comment = f'\t[default: {default}]' if value != default and default is not None else ''
+            lines.append(f'{key:>25}: {str(value):<30}{comment}')
+        lines.append('----------------- End -------------------')
+        message = '\n'.join(lines)
+        print(message)
+        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        util.mkdirs(expr_dir)
+        util.atomic_write_text(os.path.join(expr_dir, f'{file_stem}.txt'), message + '\n')
+        util.atomic_write_text(os.path.join(expr_dir, f'{file_stem}.json'),
+                               json.dumps(options_dict(opt), indent=1, sort_keys=True) + '\n')
+
+
+def options_dict(opt):
+    return {k: (v if v != float('inf') else None) for k, v in vars(opt).items()
+            if k != 'explicit' and isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def explicit_options(parser, argv):
+    """Names of the options the user typed (so saved or demo settings never override them)."""
+    given = set()
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if any(token == flag or token.startswith(flag + '=') for token in argv):
+                given.add(action.dest)
+    return given
+
+
+DEMO_SETTINGS = dict(load_size=64, crop_size=64, preprocess='resize_and_crop', netG='unet_64', ngf=32, ndf=32,
+                     n_epochs=10, n_epochs_decay=10, batch_size=4, print_freq=400, save_epoch_freq=10,
+                     display_freq=400, direction='AtoB')
+
+
+def apply_demo_defaults(opt, parser):
+    """No --dataroot: use the generated demo set, with sizes that train in minutes on a CPU."""
+    from data.demo import ensure_demo_dataset
+    if opt.model not in ('pix2pix', 'test'):
+        raise OptionError(f'--dataroot is required for --model {opt.model} (the built-in demo data is for pix2pix)')
+    opt.dataroot = ensure_demo_dataset()
+    if opt.model == 'test':
+        opt.dataroot = os.path.join(opt.dataroot, 'testA')
+    for key, value in DEMO_SETTINGS.items():
+        if hasattr(opt, key) and key not in opt.explicit:
+            setattr(opt, key, value)
+    print(f'No --dataroot given: using the built-in demo dataset at {opt.dataroot}')
+
+
+def resolve_device(opt):
+    if opt.gpu_ids is not None and 'device' not in opt.explicit:
+        first = opt.gpu_ids.split(',')[0].strip()
+        opt.device = 'cpu' if first == '-1' else f'cuda:{first}'
+    if opt.device == 'auto':
+        opt.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if opt.device.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise OptionError(f'--device {opt.device}: CUDA is not available on this machine; use --device cpu')
+        index = opt.device.partition(':')[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise OptionError(f'--device {opt.device}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+    elif opt.device != 'cpu':
+        raise OptionError(f'--device {opt.device}: choose auto, cpu, cuda or cuda:N')
+
+
+def validate(opt):
+    """Catch impossible combinations here, with the fix, rather than as a tensor error deep inside."""
+    from models import networks
+    checks = [
+        (opt.direction in ('AtoB', 'BtoA'), f'--direction {opt.direction}: choose AtoB or BtoA'),
+        (opt.norm in networks.NORMS, f'--norm {opt.norm}: choose from {", ".join(networks.NORMS)}'),
+        (opt.netD in ('basic', 'n_layers', 'pixel'), f'--netD {opt.netD}: choose basic, n_layers or pixel'),
+        (opt.init_type in networks.INIT_TYPES, f'--init_type {opt.init_type}: choose from {", ".join(networks.INIT_TYPES)}'),
+        (opt.preprocess in PREPROCESS_MODES, f'--preprocess {opt.preprocess}: choose from {", ".join(PREPROCESS_MODES)}'),
+        (opt.batch_size >= 1, '--batch_size must be at least 1'),
+        (opt.input_nc >= 1 and opt.output_nc >= 1, '--input_nc and --output_nc must be at least 1'),
+    ]
+    if opt.is_train:
+        checks += [
+            (opt.gan_mode in networks.GAN_MODES, f'--gan_mode {opt.gan_mode}: choose from {", ".join(networks.GAN_MODES)}'),
+            (opt.lr_policy in networks.LR_POLICIES, f'--lr_policy {opt.lr_policy}: choose from {", ".join(networks.LR_POLICIES)}'),
+            (opt.n_epochs >= 0 and opt.n_epochs_decay >= 0, '--n_epochs and --n_epochs_decay must not be negative'),
+        ]
+    if 'crop' in opt.preprocess:
+        checks.append((opt.crop_size <= opt.load_size,
+                       f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '
+                       f'larger than the image it is cut from; set --load_size to at least {opt.crop_size}'))
+    if opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
+        checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '
+                              'use --norm batch (per-process statistics) or --norm instance'))
+    try:
+        networks.unet_depth(opt.netG) if opt.netG.startswith('unet_') else networks.resnet_blocks(opt.netG)
+    except ValueError as e:
+        raise OptionError(f'--netG: {e}')
+    if opt.netG.startswith('unet_') and opt.is_train and opt.preprocess != 'none':
+        size = opt.crop_size if 'crop' in opt.preprocess else opt.load_size
+        need = 2 ** networks.unet_depth(opt.netG)
+        checks.append((size % need == 0,
+                       f'--netG {opt.netG} needs images whose sides are multiples of {need}, but training images '
+                       f'are {size} pixels; use --crop_size {max(need, size // need * need)} or --netG unet_{_pow2_at_most(size)}'))
+    for ok, message in checks:
+        if not ok:
+            raise OptionError(message)
+
+
+def _pow2_at_most(n):
+    return 1 << (max(n, 16).bit_length() - 1)
+
+
+PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')

@@ -1,0 +1,19 @@
+from .base_options import BaseOptions
+
+
+class TestOptions(BaseOptions):
+    is_train = False
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        parser.add_argument('--results_dir', type=str, default='./results/', help='saves results here')
+        parser.add_argument('--aspect_ratio', type=float, default=1.0, help='aspect ratio of result images')
+        parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc')
+        parser.add_argument('--eval', action='store_true',
+                            help='use eval mode (running BatchNorm statistics, no dropout); without it, '
+                                 'batch statistics and dropout are used at test time, as in the paper')
+        parser.add_argument('--num_test', type=int, default=float('inf'),
+                            help='how many test images to run (default: all of them; the reference stops at 50)')
+        # Test images are not cropped by default: load_size defaults to crop_size, as in the reference.
+        parser.set_defaults(load_size=parser.get_default('crop_size'))
+        return parser

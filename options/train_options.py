@@ -1,0 +1,36 @@
+from .base_options import BaseOptions
+
+
+class TrainOptions(BaseOptions):
+    is_train = True
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        # Display: visdom and the HTML page
+        parser.add_argument('--display_freq', type=int, default=400, help='show training results every N iterations')
+        parser.add_argument('--display_ncols', type=int, default=4, help='images per row in visdom')
+        parser.add_argument('--display_id', type=int, default=1, help='visdom window id; 0 turns visdom off')
+        parser.add_argument('--display_server', type=str, default='http://localhost', help='visdom server')
+        parser.add_argument('--display_env', type=str, default='main', help='visdom environment')
+        parser.add_argument('--display_port', type=int, default=8097, help='visdom port')
+        parser.add_argument('--update_html_freq', type=int, default=1000, help='save results to HTML every N iterations')
+        parser.add_argument('--print_freq', type=int, default=100, help='print losses every N iterations')
+        parser.add_argument('--no_html', action='store_true', help='do not write checkpoints_dir/name/web/')
+        # Saving and loading
+        parser.add_argument('--save_latest_freq', type=int, default=5000, help='save the latest model every N iterations')
+        parser.add_argument('--save_epoch_freq', type=int, default=5, help='save a numbered checkpoint every N epochs')
+        parser.add_argument('--save_by_iter', action='store_true', help='also save iter_N checkpoints')
+        parser.add_argument('--continue_train', action='store_true', help='continue training: load the latest model')
+        parser.add_argument('--epoch_count', type=int, default=1,
+                            help='the starting epoch count (with --continue_train: taken from the checkpoint)')
+        parser.add_argument('--phase', type=str, default='train', help='train, val, test, etc')
+        # Training
+        parser.add_argument('--n_epochs', type=int, default=100, help='# of epochs with the initial learning rate')
+        parser.add_argument('--n_epochs_decay', type=int, default=100, help='# of epochs to decay the learning rate to zero')
+        parser.add_argument('--beta1', type=float, default=0.5, help='momentum term of adam')
+        parser.add_argument('--lr', type=float, default=0.0002, help='initial learning rate for adam')
+        parser.add_argument('--gan_mode', type=str, default='lsgan', help='vanilla | lsgan | wgangp')
+        parser.add_argument('--pool_size', type=int, default=50, help='size of the image buffer of generated images')
+        parser.add_argument('--lr_policy', type=str, default='linear', help='linear | step | plateau | cosine')
+        parser.add_argument('--lr_decay_iters', type=int, default=50, help='multiply by a gamma every N epochs (step)')
+        return parser

@@ -1,0 +1,60 @@
+"""Small helpers: image conversion and crash-safe file writing."""
+import os
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def mkdirs(*paths):
+    for path in paths:
+        os.makedirs(path, exist_ok=True)
+
+
+def atomic_write(path, write):
+    """Call write(file_object) on a temporary file beside path, then rename it into place.
+
+    A crash at any moment leaves either the previous file or the complete new one, never a torn one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+
+
+def atomic_torch_save(obj, path):
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def tensor2im(image_tensor):
+    """(C,H,W) or (1,C,H,W) tensor in [-1,1] -> HxWx3 uint8 array (1 channel is repeated to gray RGB)."""
+    if image_tensor.dim() == 4:
+        image_tensor = image_tensor[0]
+    image = image_tensor.detach().float().cpu().clamp(-1, 1)
+    if image.shape[0] == 1:
+        image = image.repeat(3, 1, 1)
+    image = (image.permute(1, 2, 0).numpy() + 1.0) / 2.0 * 255.0
+    return np.round(image).astype(np.uint8)
+
+
+def save_image(image_numpy, image_path, aspect_ratio=1.0):
+    image = Image.fromarray(image_numpy)
+    h, w = image_numpy.shape[:2]
+    if aspect_ratio > 1.0:
+        image = image.resize((w, int(h * aspect_ratio)), Image.BICUBIC)
+    elif aspect_ratio < 1.0:
+        image = image.resize((int(w / aspect_ratio), h), Image.BICUBIC)
+    atomic_write(image_path, lambda f: image.save(f, format='PNG'))
