@@ -9,8 +9,8 @@ class AlignedDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.dir_AB = os.path.join(opt.dataroot, opt.phase)
-        self.AB_paths = make_dataset(self.dir_AB, opt.max_dataset_size)
+        self.image_dir = os.path.join(opt.dataroot, opt.phase)
+        self.AB_paths = make_dataset(self.image_dir, opt.max_dataset_size)
         btoa = opt.direction == 'BtoA'
         self.A_channels = opt.output_nc if btoa else opt.input_nc
         self.B_channels = opt.input_nc if btoa else opt.output_nc

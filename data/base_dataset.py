@@ -14,6 +14,7 @@ class BaseDataset(data.Dataset):
     def __init__(self, opt):
         self.opt = opt
         self.root = opt.dataroot
+        self.image_dir = opt.dataroot  # the folder image paths are listed from (results are named relative to it)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

@@ -7,7 +7,7 @@ class SingleDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.A_paths = make_dataset(opt.dataroot, opt.max_dataset_size)
+        self.A_paths = make_dataset(self.image_dir, opt.max_dataset_size)
         self.channels = opt.output_nc if opt.direction == 'BtoA' else opt.input_nc
 
     def __getitem__(self, index):
