@@ -1,33 +1,15 @@
 """Datasets are plug-ins: --dataset_mode NAME loads data/NAME_dataset.py and its NAMEDataset class."""
-import importlib
+import itertools
 import os
 
 import torch
 
 from data.base_dataset import BaseDataset
+from util.plugins import find_plugin_class
 
 
 def find_dataset_class(dataset_name):
-    module_name = f'data.{dataset_name}_dataset'
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        from options.base_options import OptionError
-        raise OptionError(f'--dataset_mode {dataset_name}: there is no data/{dataset_name}_dataset.py '
-                          f'(available: {", ".join(available("data", "_dataset"))})')
-    target = dataset_name.replace('_', '') + 'dataset'
-    for name, cls in vars(module).items():
-        if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseDataset):
-            return cls
-    raise ImportError(f'{module_name}.py must define a subclass of BaseDataset named {target} (any case)')
-
-
-def available(package, suffix):
-    import pkgutil
-    pkg = importlib.import_module(package)
-    return sorted(m.name[:-len(suffix)] for m in pkgutil.iter_modules(pkg.__path__) if m.name.endswith(suffix))
+    return find_plugin_class('data', dataset_name, 'dataset', BaseDataset, '--dataset_mode')
 
 
 def create_dataloader(opt, shuffle, rank=0, world_size=1):
@@ -37,12 +19,24 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1):
     is what makes an interrupted epoch reproducible. Call loader.sampler.set_epoch(epoch) each epoch.
     """
     dataset = find_dataset_class(opt.dataset_mode)(opt)
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                                  seed=opt.seed or 0, drop_last=False)
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                               seed=opt.seed or 0, drop_last=False)
     workers = loader_workers(opt.num_threads, world_size)
     return torch.utils.data.DataLoader(
         dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=opt.device.startswith('cuda'), persistent_workers=workers > 0)
+
+
+class ResumableSampler(torch.utils.data.DistributedSampler):
+    """A DistributedSampler whose epoch can begin part-way: set start_index (this process's samples to skip)
+    before iterating. The skipped samples are never loaded, and the rest come in the (seed, epoch) order."""
+    start_index = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.start_index, None)
+
+    def __len__(self):
+        return max(0, self.num_samples - self.start_index)
 
 
 def loader_workers(requested, processes_per_machine=1):
