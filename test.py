@@ -12,6 +12,8 @@ from data import create_dataloader
 from models import create_model
 from options.test_options import TestOptions
 from util import html, util
+from util.evaluation import Evaluation, format_scores
+from util.visualizer import progress_bar
 
 options = TestOptions()
 opt = options.parse()
@@ -27,13 +29,15 @@ model = create_model(opt)
 model.setup(opt)
 if opt.eval:
     model.eval()
+evaluation = Evaluation(model.visual_names, opt.sort_by_metric, opt.fid_weights, opt.device)
 
 web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{model.checkpoint_prefix(opt)}')
 webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')
-webpage.add_text(f'model {opt.model}, netG {opt.netG}, epoch {model.checkpoint_prefix(opt)}, '
-                 f'{"eval" if opt.eval else "train"} mode, dataroot {opt.dataroot}')
+total = min(opt.num_test, len(loader.dataset))
+webpage.add_table(html.gallery_summary(opt, model.checkpoint_prefix(opt), total))
 count = 0
-for data in loader:
+rows = []  # (header, image names, labels), added to the page at the end so they can be sorted by score
+for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
     if count >= opt.num_test:
         break
     model.set_input(data)
@@ -43,14 +47,23 @@ for data in loader:
     for b in range(len(paths)):
         if count >= opt.num_test:
             break
-        stem = os.path.splitext(os.path.relpath(paths[b], opt.dataroot))[0].replace(os.sep, '_')
+        stem = os.path.splitext(os.path.relpath(paths[b], loader.dataset.image_dir))[0].replace(os.sep, '_')
+        images = {label: util.tensor2im(image[b]) for label, image in visuals.items()}
         names = []
-        for label, image in visuals.items():
+        for label, image in images.items():
             name = f'{stem}_{label}.png'
-            util.save_image(util.tensor2im(image[b]), os.path.join(webpage.get_image_dir(), name), opt.aspect_ratio)
+            util.save_image(image, os.path.join(webpage.get_image_dir(), name), opt.aspect_ratio)
             names.append(name)
-        webpage.add_header(stem)
-        webpage.add_images(names, list(visuals), names, width=opt.display_winsize)
+        header = f'{stem}: {format_scores(evaluation.add(stem, images))}' if evaluation.enabled else stem
+        rows.append((header, names, list(images)))
         count += 1
+if evaluation.scores:
+    means = evaluation.finish(web_dir)  # metrics.json and metrics.csv
+    webpage.add_text(means)
+    print(means)
+for i in evaluation.order(len(rows)):
+    header, names, labels = rows[i]
+    webpage.add_header(header)
+    webpage.add_images(names, labels, names, width=opt.display_winsize)
 webpage.save()
 print(f'processed {count} images; gallery at {os.path.join(web_dir, "index.html")}')

@@ -22,6 +22,12 @@ class AlignedDataset(BaseDataset):
         if w % 2:
             raise DataError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
                             f'width must be even. Recombine it with datasets/combine_A_and_B.py.')
+        # A pair of halves each at most half as wide as tall is far likelier a single photo (square or
+        # portrait) that landed in an aligned folder; cutting it in two would train on garbage.
+        if w <= h:
+            raise DataError(f'{path} is {w}x{h}, not wider than tall, so it is not an A|B pair (two images side '
+                            f'by side). For single images use --dataset_mode single; to make pairs from A and B '
+                            f'folders use datasets/combine_A_and_B.py.')
         half = w // 2
         A, B = AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))
         params = get_params(self.opt, A.size)

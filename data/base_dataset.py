@@ -36,7 +36,11 @@ def get_params(opt, size):
 
 
 def transform(image, opt, params, grayscale=False, method=Image.BICUBIC):
-    """PIL image -> tensor in [-1, 1], resized, cropped and flipped as params and opt say."""
+    """PIL image -> tensor in [-1, 1], resized, cropped and flipped as params and opt say.
+
+    --preprocess none keeps the size exactly (no resampling to a multiple of 4 as in the reference):
+    BaseModel.generate pads to a size the generator takes and crops its output back.
+    """
     if grayscale:
         image = image.convert('L')
     if 'resize' in opt.preprocess:
@@ -46,8 +50,6 @@ def transform(image, opt, params, grayscale=False, method=Image.BICUBIC):
     if 'crop' in opt.preprocess:
         x, y = params['crop_pos']
         image = image.crop((x, y, x + opt.crop_size, y + opt.crop_size))
-    if opt.preprocess == 'none':
-        image = make_power_2(image, base=4, method=method)
     if not opt.no_flip and params['flip']:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
     return TF.pil_to_tensor(image).float().div_(127.5).sub_(1.0)
@@ -59,13 +61,3 @@ def scale_width(image, target_width, crop_size, method=Image.BICUBIC):
         return image
     h = int(max(target_width * oh / ow, crop_size))
     return image.resize((target_width, h), method)
-
-
-def make_power_2(image, base, method=Image.BICUBIC):
-    ow, oh = image.size
-    h = max(base, int(round(oh / base) * base))
-    w = max(base, int(round(ow / base) * base))
-    if (w, h) == (ow, oh):
-        return image
-    return image.resize((w, h), method)
-

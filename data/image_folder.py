@@ -7,10 +7,17 @@ from PIL import Image, UnidentifiedImageError
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
 
 
-class DataError(SystemExit):
-    """Bad input data: one clear message naming the file and the fix, exit status 1."""
+class DataError(SystemExit, Exception):
+    """Bad input data: one clear message naming the file and the fix, exit status 1.
+
+    Also an Exception so that a DataLoader worker hands it to the main process (a bare SystemExit would
+    just kill the worker). torch re-creates it there from the worker's formatted traceback, whose last
+    line holds the message: keep only that.
+    """
 
     def __init__(self, message):
+        if 'Original Traceback' in message:
+            message = message.rstrip().rpartition('DataError: ')[2].removeprefix('error: ')
         super().__init__(f'error: {message}')
 
 
@@ -34,16 +41,18 @@ def make_dataset(directory, max_dataset_size=float('inf')):
 def open_image(path, channels=3):
     """Open any common image as 8-bit RGB (channels=3) or L (channels=1).
 
-    16-bit images are scaled to 8 bits rather than clipped; alpha is dropped; palettes are expanded.
+    16-bit images are scaled to 8 bits (65535 -> 255) rather than clipped; alpha is dropped; palettes are
+    expanded.
     """
     try:
         with Image.open(path) as image:
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f'cannot read image {path}: {e}. Remove or replace the file.')
-    if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+    if image.mode.startswith('I'):
         array = np.asarray(image, dtype=np.float64)
-        scale = 257.0 if array.max() > 255 else 1.0
+        # I;16* is 16-bit whatever its values; plain I (32-bit) is taken as 16-bit when it exceeds 8 bits.
+        scale = 257.0 if image.mode != 'I' or array.max() > 255 else 1.0
         image = Image.fromarray(np.clip(np.round(array / scale), 0, 255).astype(np.uint8), 'L')
     elif image.mode == 'F':
         array = np.asarray(image, dtype=np.float64)

@@ -3,7 +3,8 @@
     D is trained to tell real pairs (A, B) from fake pairs (A, G(A)):
         L_D = 1/2 [ GAN(D(A, B), real) + GAN(D(A, G(A)), fake) ]
     G is trained to fool D while staying close to the target:
-        L_G = GAN(D(A, G(A)), real) + lambda_L1 * ||B - G(A)||_1
+        L_G = lambda_GAN * GAN(D(A, G(A)), real) + lambda_L1 * ||B - G(A)||_1
+    (--lambda_GAN 0 trains G on L1 alone: the paper's L1-only baseline.)
 """
 import torch
 
@@ -19,6 +20,8 @@ class Pix2PixModel(BaseModel):
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode='vanilla')
             parser.add_argument('--lambda_L1', type=float, default=100.0, help='weight for L1 loss')
+            parser.add_argument('--lambda_GAN', type=float, default=1.0,
+                                help="weight of G's GAN loss; 0 trains G on L1 alone (D still trains, unused)")
             parser.add_argument('--lambda_gp', type=float, default=10.0,
                                 help='weight of the gradient penalty (used with --gan_mode wgangp)')
         return parser
@@ -64,7 +67,7 @@ class Pix2PixModel(BaseModel):
 
     def backward_G(self):
         fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True) * self.opt.lambda_GAN
         self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
         self.loss_G = self.loss_G_GAN + self.loss_G_L1
         self.loss_G.backward()

@@ -201,7 +201,8 @@ def validate(opt):
         checks.append((opt.crop_size <= opt.load_size,
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '
                        f'larger than the image it is cut from; set --load_size to at least {opt.crop_size}'))
-    if opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
+    if opt.is_train and opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
+        # Testing needs no synchronisation: a syncbatch model runs anywhere as plain batch norm.
         checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '
                               'use --norm batch (per-process statistics) or --norm instance'))
     try:

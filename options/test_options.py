@@ -14,6 +14,11 @@ class TestOptions(BaseOptions):
                                  'batch statistics and dropout are used at test time, as in the paper')
         parser.add_argument('--num_test', type=int, default=float('inf'),
                             help='how many test images to run (default: all of them; the reference stops at 50)')
+        parser.add_argument('--sort_by_metric', choices=('l1', 'psnr', 'ssim'), default=None,
+                            help='list the gallery worst first by this metric (default: dataset order)')
+        parser.add_argument('--fid_weights', type=str, default=None,
+                            help='path of pt_inception-2015-12-05-6726825d.pth (from pytorch-fid\'s releases): '
+                                 'also compute FID and KID of the outputs against the targets')
         # Test images are not cropped by default: load_size defaults to crop_size, as in the reference.
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser

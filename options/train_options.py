@@ -33,4 +33,11 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--pool_size', type=int, default=50, help='size of the image buffer of generated images')
         parser.add_argument('--lr_policy', type=str, default='linear', help='linear | step | plateau | cosine')
         parser.add_argument('--lr_decay_iters', type=int, default=50, help='multiply by a gamma every N epochs (step)')
+        # Several processes (torchrun, see README and util/distributed.py)
+        parser.add_argument('--dist_url', type=str, default='env://',
+                            help='how the processes find each other: env:// (what torchrun sets) or '
+                                 'file:///path/on/a/shared/disk')
+        parser.add_argument('--dist_timeout', type=float, default=600,
+                            help='seconds a process waits for the others (to start, or in any exchange) '
+                                 'before it fails with an error instead of hanging')
         return parser

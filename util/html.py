@@ -1,9 +1,11 @@
 """HTML pages of images, written with dominate (which escapes all text and attributes)."""
 import os
+import shlex
+import sys
 from urllib.parse import quote
 
 import dominate
-from dominate.tags import a, br, h3, img, meta, p, table, td, tr
+from dominate.tags import a, br, details, h1, h3, img, meta, p, pre, summary, table, td, th, tr
 
 from util.util import atomic_write_text
 
@@ -21,6 +23,8 @@ class HTML:
         if refresh > 0:
             with self.doc.head:
                 meta(http_equiv='refresh', content=str(refresh))
+        with self.doc:
+            h1(title)
 
     def get_image_dir(self):
         return self.img_dir
@@ -32,6 +36,19 @@ class HTML:
     def add_text(self, text):
         with self.doc:
             p(text)
+
+    def add(self, element):
+        """Append a dominate element, e.g. the loss charts of util/loss_plot.py."""
+        self.doc.add(element)
+
+    def add_table(self, rows):
+        """A table of (name, value) rows, e.g. a summary at the top; a value may be a dominate element."""
+        with self.doc:
+            with table(cls='summary', style='border-collapse: collapse; text-align: left;'):
+                for name, value in rows:
+                    with tr():
+                        th(name, style='padding: 2px 12px 2px 0; vertical-align: top;')
+                        td(value)
 
     def add_images(self, ims, txts, links, width=256):
         """One table row: each image file name (relative to images/) with its caption, linked to links[i]."""
@@ -52,3 +69,18 @@ class HTML:
 
 def image_url(name):
     return quote('images/' + name.replace(os.sep, '/'))
+
+
+def gallery_summary(opt, epoch, count):
+    """(name, value) rows for the top of test.py's gallery: what made these images, and how many."""
+    options = '\n'.join(f'{key}: {value}' for key, value in sorted(vars(opt).items()) if key != 'explicit')
+    mode = ('eval: running BatchNorm statistics, no dropout' if opt.eval
+            else 'train: batch statistics and dropout, as in the paper')
+    return [
+        ('model', f'{opt.model}, generator {opt.netG} (ngf {opt.ngf}, norm {opt.norm})'),
+        ('checkpoint', f'{os.path.join(opt.checkpoints_dir, opt.name)}, epoch {epoch}'),
+        ('images', f'{count} from {opt.dataroot} (phase {opt.phase}, {opt.direction})'),
+        ('mode', mode),
+        ('command', shlex.join(['python', os.path.basename(sys.argv[0]), *sys.argv[1:]])),
+        ('options', details(summary('all options'), pre(options))),
+    ]

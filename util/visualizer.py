@@ -1,41 +1,104 @@
-"""What the user sees of training: loss lines on the console and in loss_log.txt, and the web page."""
+"""What the user sees of training: loss lines on the console and in loss_log.txt, a progress bar,
+the live visdom display and the web page."""
 import os
+import sys
 import time
 
+from tqdm import tqdm
+
 from util import html, util
+from util.loss_plot import LossLog, loss_plots
+from util.visdom_display import VisdomDisplay, make_display
+
+
+def progress_bar(iterable, enabled=True, **tqdm_args):
+    """A tqdm bar over iterable, drawn only when stdout and stderr are both terminals: in a log file
+    or a pipe its redraws are noise, and the plain lines printed beside it say the same."""
+    on_terminal = sys.stdout.isatty() and sys.stderr.isatty()
+    return tqdm(iterable, disable=not (enabled and on_terminal), dynamic_ncols=True, **tqdm_args)
 
 
 class Visualizer:
-    def __init__(self, opt):
+    def __init__(self, opt, is_main=True):
+        """is_main=False (every process but rank 0 under torchrun): shows, prints and writes nothing."""
         self.opt = opt
+        self.is_main = is_main
         self.name = opt.name
         self.expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.web_dir = os.path.join(self.expr_dir, 'web')
-        self.use_html = not opt.no_html
-        util.mkdirs(self.expr_dir)
+        self.use_html = is_main and not opt.no_html
+        self.saved = False  # whether this epoch's visuals are on the web page yet
+        self.page_epoch, self.page_labels = 0, []  # the newest visuals on the web page
+        self.bar = None
         self.log_name = os.path.join(self.expr_dir, 'loss_log.txt')
+        self.loss_log = LossLog(self.log_name)
+        self.display = make_display(opt) if is_main else VisdomDisplay(display_id=0)
+        if not is_main:
+            return
+        util.mkdirs(self.expr_dir)
         with open(self.log_name, 'a') as log_file:
             log_file.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
 
+    def reset(self):
+        """Call at the start of each epoch: its first displayed visuals also go to the web page."""
+        self.saved = False
+
+    def progress(self, loader, epoch, last_epoch):
+        """loader inside this epoch's progress bar, whose losses print_current_losses updates."""
+        self.bar = progress_bar(loader, enabled=self.is_main, desc=f'epoch {epoch}/{last_epoch}', leave=False)
+        return self.bar
+
+    def print_message(self, message):
+        """Print a line (main process only) without tearing the progress bar."""
+        if self.is_main:
+            tqdm.write(message, file=sys.stdout)
+            sys.stdout.flush()
+
     def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
-        """One line per print_freq iterations: epoch, iteration within it, seconds per sample, losses."""
+        """One line per print_freq iterations (epoch, iteration within it, seconds per sample, losses) on the
+        console and in loss_log.txt; the progress bar shows the losses and the web page's charts are redrawn."""
+        if not self.is_main:
+            return
         message = f'(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) '
         message += ' '.join(f'{k}: {v:.3f}' for k, v in losses.items())
-        print(message, flush=True)
+        if self.bar is not None:
+            self.bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items()}, refresh=False)
+        self.print_message(message)
         with open(self.log_name, 'a') as log_file:
             log_file.write(message + '\n')
+        if self.use_html:
+            self.write_page()
+
+    def plot_current_losses(self, epoch, counter_ratio, losses):
+        """Add the losses to visdom's plot at x = epochs trained (counter_ratio: the part of this epoch done)."""
+        self.display.plot_losses(epoch - 1 + counter_ratio, losses)
+
+    def display_current_results(self, visuals, epoch, save_result):
+        """Show visuals in visdom, and save them to the web page when save_result (every --update_html_freq)
+        or when this epoch has none there yet, as the reference does."""
+        self.display.show_images(visuals, epoch)
+        if self.use_html and (save_result or not self.saved):
+            self.saved = True
+            self.save_current_results(visuals, epoch)
 
     def save_current_results(self, visuals, epoch):
-        """Save the current visuals as epoch###_<name>.png and rebuild web/index.html, newest epoch first."""
-        if not self.use_html:
-            return
-        webpage = html.HTML(self.web_dir, f'Experiment name = {self.name}', refresh=60)
+        """Save the current visuals as web/images/epoch###_<name>.png and rebuild the page."""
+        image_dir = os.path.join(self.web_dir, 'images')
+        util.mkdirs(image_dir)
         for label, image in visuals.items():
-            util.save_image(util.tensor2im(image), os.path.join(webpage.get_image_dir(), f'epoch{epoch:03d}_{label}.png'))
-        for n in range(epoch, 0, -1):
-            names = [f'epoch{n:03d}_{label}.png' for label in visuals]
+            util.save_image(util.tensor2im(image), os.path.join(image_dir, f'epoch{epoch:03d}_{label}.png'))
+        self.page_epoch, self.page_labels = epoch, list(visuals)
+        self.write_page()
+
+    def write_page(self):
+        """web/index.html: the loss charts redrawn from loss_log.txt, then the visuals by epoch, newest first."""
+        webpage = html.HTML(self.web_dir, f'Experiment name = {self.name}', refresh=60)
+        webpage.add_header('losses (from loss_log.txt)')
+        webpage.add(loss_plots(self.loss_log.points()))
+        for n in range(self.page_epoch, 0, -1):
+            names = [f'epoch{n:03d}_{label}.png' for label in self.page_labels]
             if not all(os.path.exists(os.path.join(webpage.get_image_dir(), name)) for name in names):
                 continue
             webpage.add_header(f'epoch [{n}]')
-            webpage.add_images(names, list(visuals), names, width=self.opt.display_winsize)
+            webpage.add_images(names, self.page_labels, names, width=self.opt.display_winsize)
         webpage.save()

@@ -1,0 +1,164 @@
+"""train.py on two processes (DistributedDataParallel, gloo on the CPU) against one process.
+
+Two ranks with batch 1 take the same steps as one process with batch 2 over the same images: the
+losses are means over the batch, DDP averages the ranks' gradients, and instance norm (unlike batch
+norm) and the PatchGAN's per-image outputs keep every image's gradient independent of the others.
+The ranks run train.py itself, started by torch.multiprocessing.spawn and meeting through a file
+(file:// init, GLOO_SOCKET_IFNAME=lo), so nothing listens beyond 127.0.0.1.
+"""
+import os
+import re
+import runpy
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from models import networks
+from models.base_model import unwrap
+from tests.datagen import REPO, TINY_NET, make_aligned_pairs, run
+
+ARGS = [*TINY_NET, '--norm', 'instance', '--no_dropout', '--no_flip', '--seed', '5', '--print_freq', '2',
+        '--save_epoch_freq', '1', '--lr_policy', 'step', '--n_epochs_decay', '0', '--dist_timeout', '120']
+
+
+def train_rank(rank, world_size, argv_by_rank, dump_dir):
+    """One rank: train.py as torchrun would start it, then its own networks and last losses saved for the test."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), GLOO_SOCKET_IFNAME='lo')
+    torch.set_num_threads(1)
+    sys.argv = ['train.py', *map(str, argv_by_rank[rank])]
+    trained = runpy.run_path(os.path.join(REPO, 'train.py'), run_name='__main__')
+    model = trained['model']
+    torch.save({'networks': {name: unwrap(getattr(model, 'net' + name)).state_dict() for name in model.model_names},
+                'losses': {k: v.item() for k, v in trained['losses'].items()}},
+               os.path.join(dump_dir, f'rank{rank}.pt'))
+
+
+def spawn_ranks(argv_by_rank, dump_dir):
+    os.makedirs(dump_dir, exist_ok=True)
+    mp.spawn(train_rank, args=(len(argv_by_rank), argv_by_rank, str(dump_dir)), nprocs=len(argv_by_rank))
+    return [torch.load(os.path.join(dump_dir, f'rank{r}.pt'), weights_only=True) for r in range(len(argv_by_rank))]
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('ddp')
+    data = make_aligned_pairs(str(root / 'data'), count=4, size=32, phases=('train',))
+    common = ['--dataroot', data, '--name', 'run', *ARGS]
+    # One process, batch 2, three epochs in one go (numbered checkpoints after each).
+    run('train.py', *common, '--checkpoints_dir', root / 'single', '--batch_size', 2, '--n_epochs', 3)
+    # Two ranks, batch 1 each, two epochs. Rank 1 is given a folder of its own, which must stay empty.
+    def rank_argv(checkpoints, meeting_file, *more):
+        return [*common, '--checkpoints_dir', checkpoints, '--batch_size', 1,
+                '--dist_url', 'file://' + str(root / meeting_file), *more]
+
+    ddp = root / 'ddp'
+    fresh = spawn_ranks([rank_argv(ddp, 'meet_fresh', '--n_epochs', 2),
+                         rank_argv(root / 'rank1', 'meet_fresh', '--n_epochs', 2)], root / 'dump_fresh')
+    fresh_files = sorted(os.listdir(ddp / 'run'))
+    # Both ranks resume the two-rank run from rank 0's files for a third epoch.
+    resumed = spawn_ranks([rank_argv(ddp, 'meet_resumed', '--n_epochs', 3, '--continue_train')] * 2,
+                          root / 'dump_resumed')
+    return dict(root=root, data=data, fresh=fresh, fresh_files=fresh_files, resumed=resumed)
+
+
+def load(path):
+    return torch.load(path, weights_only=True)
+
+
+def biases_cancelled_by_instance_norm(net):
+    """Names of the conv biases right before an InstanceNorm2d. The norm subtracts each channel's mean, so their
+    gradient is zero but for rounding, and Adam (which divides by the gradient's size) turns that rounding into
+    steps of up to lr: two correct runs differ there, and the network computes the same function either way."""
+    names = set()
+    for prefix, module in net.named_modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module.named_children())
+            for (name, layer), (_, following) in zip(layers, layers[1:]):
+                if isinstance(following, nn.InstanceNorm2d) and getattr(layer, 'bias', None) is not None:
+                    names.add(f'{prefix}.{name}.bias' if prefix else f'{name}.bias')
+    return names
+
+
+def build(name):
+    if name == 'G':
+        return networks.define_G(3, 3, 8, 'unet_32', 'instance', False)
+    return networks.define_D(6, 8, 'basic', 3, 'instance')
+
+
+def max_difference(a, b, skip=()):
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a if k not in skip)
+
+
+def assert_same_networks(expected, actual):
+    """Weights within 1e-5 (but for the cancelled biases), and G's outputs within 1e-5."""
+    for name in 'GD':
+        net = build(name)
+        assert max_difference(expected[name], actual[name], biases_cancelled_by_instance_norm(net)) < 1e-5, name
+    G, G2 = build('G'), build('G')
+    G.load_state_dict(expected['G'])
+    G2.load_state_dict(actual['G'])
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (G(x) - G2(x)).abs().max().item() < 1e-5
+
+
+def checkpoint(folder, prefix):
+    return {name: load(folder / 'run' / f'{prefix}_net_{name}.pth') for name in 'GD'}
+
+
+def test_two_ranks_of_batch_1_take_the_same_steps_as_one_process_of_batch_2(runs):
+    single = runs['root'] / 'single'
+    assert_same_networks(checkpoint(single, 2), checkpoint(runs['root'] / 'ddp', 2))
+    # An epoch of training moves the weights by far more than the tolerance.
+    assert max_difference(checkpoint(single, 1)['G'], checkpoint(single, 2)['G']) > 1e-4
+
+
+def test_continue_train_under_ddp_resumes_the_same_run(runs):
+    # Two ranks stopped after epoch 2 and resumed for epoch 3 end where one process running 3 epochs does.
+    assert_same_networks(checkpoint(runs['root'] / 'single', 3), checkpoint(runs['root'] / 'ddp', 3))
+
+
+@pytest.mark.parametrize('stage', ['fresh', 'resumed'])
+def test_every_rank_ends_with_the_same_weights(runs, stage):
+    rank0, rank1 = (dump['networks'] for dump in runs[stage])
+    for name in 'GD':
+        assert all(torch.equal(rank0[name][k], rank1[name][k]) for k in rank0[name]), name
+
+
+def test_only_rank_0_writes_files(runs):
+    written = [os.path.join(d, f) for d, _, files in os.walk(runs['root'] / 'rank1') for f in files]
+    assert written == []
+    single = sorted(os.listdir(runs['root'] / 'single' / 'run'))
+    expected = [f for f in single if not f.startswith('3_')]  # the one-process run trained a third epoch
+    assert runs['fresh_files'] == expected
+
+
+def test_checkpoints_have_the_single_process_format(runs):
+    for name in 'GD':
+        saved = load(runs['root'] / 'ddp' / 'run' / f'latest_net_{name}.pth')
+        assert list(saved) == list(build(name).state_dict())  # no 'module.' prefix, same keys in the same order
+
+
+def test_logged_losses_are_the_mean_over_ranks(runs):
+    def lines(folder):
+        log = (folder / 'run' / 'loss_log.txt').read_text()
+        return [dict((k, float(v)) for k, v in re.findall(r'(\w+): (-?[\d.]+)', line))
+                for line in log.splitlines() if line.startswith('(epoch')]
+
+    ddp = lines(runs['root'] / 'ddp')
+    # The last line (epoch 3, after the resume) holds the mean of the two ranks' last losses ...
+    rank0, rank1 = (dump['losses'] for dump in runs['resumed'])
+    assert set(rank0) == {'G_GAN', 'G_L1', 'D_real', 'D_fake'} and rank0 != rank1
+    for k in rank0:
+        assert ddp[-1][k] == pytest.approx((rank0[k] + rank1[k]) / 2, abs=6e-4), k
+    # ... and every line equals the one-process run's, which averages over its batch of both images.
+    single = lines(runs['root'] / 'single')
+    assert len(ddp) == len(single) == 6
+    for mine, theirs in zip(ddp, single):
+        assert mine['epoch'] == theirs['epoch'] and mine['iters'] == theirs['iters']
+        for k in rank0:
+            assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)

@@ -1,0 +1,60 @@
+"""scripts/quality_facades.sh on a few generated pairs: the paper's settings, the iteration budget as
+epochs, both test modes and the printed metrics."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+from tests.datagen import REPO, make_aligned_pairs
+
+SCRIPT = os.path.join(REPO, 'scripts', 'quality_facades.sh')
+
+
+def quality(*args):
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
+    return subprocess.run(['bash', SCRIPT, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_trains_the_budget_and_prints_both_test_modes(tmp_path):
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=4, size=32)
+    ckpt, results = tmp_path / 'checkpoints', tmp_path / 'results'
+    # Small networks keep the test fast; they are passed on to train.py after the script's settings.
+    proc = quality(data, '--iters', 9, '--name', 'q', '--checkpoints_dir', ckpt, '--results_dir', results,
+                   '--ngf', 8, '--ndf', 8, '--print_freq', 4)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # 9 iterations on 4 images round to 2 epochs: the first at a constant rate, the second decaying.
+    assert '8 iterations (4 images x 2 epochs: 1 constant, 1 decaying)' in proc.stdout
+    train_opt = json.loads((ckpt / 'q' / 'train_opt.json').read_text())
+    expected = dict(direction='BtoA', netG='unet_128', netD='basic', load_size=143, crop_size=128, batch_size=1,
+                    lr=0.0002, beta1=0.5, lambda_L1=100.0, gan_mode='vanilla', norm='batch', n_epochs=1,
+                    n_epochs_decay=1, display_id=0, ngf=8, ndf=8)
+    assert {k: train_opt[k] for k in expected} == expected
+    log = (ckpt / 'q' / 'loss_log.txt').read_text()
+    assert re.findall(r'\(epoch: (\d), iters: (\d)', log) == [('1', '4'), ('2', '4')]
+
+    for mode in ('train', 'eval'):
+        report = json.loads((results / f'{mode}_mode' / 'q' / 'test_latest' / 'metrics.json').read_text())
+        mean = report['mean']
+        assert report['count'] == 4
+        row = f'{mode:<10} {4:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} {mean["ssim"]:>7.4f}'
+        assert row in proc.stdout
+    test_opt = json.loads((ckpt / 'q' / 'test_opt.json').read_text())  # the last test run: eval mode
+    assert test_opt['eval'] is True and test_opt['load_size'] == 128 and test_opt['crop_size'] == 128
+    assert re.search(r'^training: \d+ s = [\d.]+ min wall clock$', proc.stdout, re.M)
+    assert re.search(r'^load before: .*load average', proc.stdout, re.M)
+
+
+def test_untrained_baseline_and_bad_dataroot(tmp_path):
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32)
+    proc = quality(data, '--untrained', '--name', 'u', '--checkpoints_dir', tmp_path / 'ck',
+                   '--results_dir', tmp_path / 'res', '--ngf', 8, '--ndf', 8)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'untrained generator' in proc.stdout and 'initialising (untrained)' in proc.stdout
+    assert os.path.exists(tmp_path / 'ck' / 'u' / 'latest_net_G.pth')
+    assert not os.path.exists(tmp_path / 'ck' / 'u' / 'loss_log.txt')
+    assert re.search(r'^eval +2 ', proc.stdout, re.M)
+
+    missing = quality(tmp_path / 'nowhere')
+    assert missing.returncode == 2 and 'nowhere/train is not a folder' in missing.stderr

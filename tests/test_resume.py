@@ -1,0 +1,160 @@
+"""--continue_train continues exactly: a run killed with kill -9, or stopped by SIGTERM/SIGINT, then
+resumed, ends with the same weights as a run never interrupted. A NaN loss stops without saving."""
+import json
+import os
+import re
+import shutil
+import signal
+
+import pytest
+import torch
+
+from tests.datagen import make_aligned_pairs
+from tests.prewarmed import Prewarmed
+from util import training_state
+
+# 7 pairs in batches of 2 (the last one partial), random 64-pixel crops of 72-pixel images with flips,
+# and unet_64, which has dropout: every random generator training uses is in play.
+ARGS = ['--netG', 'unet_64', '--ngf', 8, '--ndf', 8, '--load_size', 72, '--crop_size', 64, '--batch_size', 2,
+        '--n_epochs', 2, '--n_epochs_decay', 2, '--print_freq', 2, '--save_latest_freq', 6, '--seed', 3,
+        '--display_id', 0, '--num_threads', 0, '--no_html']
+EPOCH_2_STARTED = r'\(epoch: 2, iters: 2,'  # printed after the save at total_iters 6 (epoch 1, 6 of 7 seen)
+
+
+@pytest.fixture(scope='module')
+def runner(tmp_path_factory):
+    with Prewarmed(tmp_path_factory.mktemp('logs')) as runner:
+        yield runner
+
+
+@pytest.fixture(scope='module')
+def setup(runner, tmp_path_factory):
+    root = tmp_path_factory.mktemp('resume')
+    data = make_aligned_pairs(str(root / 'data'), count=7, size=32, phases=('train',))
+    checkpoints = root / 'checkpoints'
+
+    def train(name, *extra, **kwargs):
+        return runner.run('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name,
+                          *ARGS, *extra, **kwargs)
+
+    def start(name):
+        return runner.start('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name, *ARGS)
+
+    train('uninterrupted')
+    return checkpoints, train, start
+
+
+def networks(folder):
+    return {name: torch.load(folder / f'latest_net_{name}.pth', weights_only=True) for name in 'GD'}
+
+
+def assert_same_weights(folder, expected_folder):
+    got, expected = networks(folder), networks(expected_folder)
+    for name in 'GD':
+        assert got[name].keys() == expected[name].keys()
+        for key in expected[name]:
+            assert torch.equal(got[name][key], expected[name][key]), f'net{name} {key} differs'
+
+
+def test_killed_run_resumes_to_the_same_weights(setup):
+    checkpoints, train, start = setup
+    child = start('killed')
+    child.wait_for(EPOCH_2_STARTED)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    assert 'End of epoch 4' not in child.stdout
+    saved = training_state.load(str(checkpoints / 'killed' / training_state.STATE_FILE))
+    assert saved['total_iters'] < 28
+
+    resumed = train('killed', '--continue_train')
+
+    assert f'resuming from {checkpoints / "killed" / training_state.STATE_FILE}: epoch {saved["epoch"]}, ' \
+           f'{saved["epoch_iter"]} samples into it, total_iters {saved["total_iters"]}' in resumed.stdout
+    assert_same_weights(checkpoints / 'killed', checkpoints / 'uninterrupted')
+    # The optimizers' moments match too, so the runs would stay equal however long they went on.
+    got, expected = (training_state.load(str(checkpoints / name / training_state.STATE_FILE))
+                     for name in ('killed', 'uninterrupted'))
+    for got_optimizer, expected_optimizer in zip(got['optimizers'], expected['optimizers']):
+        for index, moments in expected_optimizer['state'].items():
+            assert torch.equal(got_optimizer['state'][index]['exp_avg_sq'], moments['exp_avg_sq'])
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_exits_cleanly_and_resumes_exactly(setup, signum):
+    checkpoints, train, start = setup
+    name = f'stopped_by_{signum.name}'
+    child = start(name)
+    child.wait_for(EPOCH_2_STARTED)
+    os.kill(child.pid, signum)
+
+    assert child.wait() == 128 + signum
+    assert f'{signum.name} received' in child.stderr and 'Traceback' not in child.stderr
+    stopped = re.search(rf'stopped by {signum.name} at epoch (\d+), total_iters (\d+)', child.stdout)
+    assert stopped, child.stdout[-2000:]
+    folder = checkpoints / name
+    saved = training_state.load(str(folder / training_state.STATE_FILE))
+    # Saved at the end of the iteration the signal arrived in, nets and state alike.
+    assert (saved['epoch'], saved['total_iters']) == (int(stopped[1]), int(stopped[2]))
+    latest_G = networks(folder)['G']
+    assert all(torch.equal(latest_G[k], v) for k, v in saved['networks']['G'].items())
+
+    train(name, '--continue_train')
+    assert_same_weights(folder, checkpoints / 'uninterrupted')
+
+
+def test_state_holds_everything_and_loads_with_weights_only(setup):
+    checkpoints, train, start = setup
+    folder = checkpoints / 'uninterrupted'
+    saved = torch.load(folder / training_state.STATE_FILE, weights_only=True)
+
+    # Saved at the end of the last epoch (4 epochs of 7 samples), before its learning-rate step.
+    assert (saved['epoch'], saved['epoch_iter'], saved['total_iters']) == (4, 7, 28)
+    G_optimizer, D_optimizer = saved['optimizers']
+    assert len(G_optimizer['state']) == len(saved['networks']['G']) - count_buffers(saved['networks']['G'])
+    assert all({'exp_avg', 'exp_avg_sq', 'step'} <= set(s) for s in D_optimizer['state'].values())
+    assert [s['last_epoch'] for s in saved['schedulers']] == [3, 3]
+    options = json.loads(saved['options'])
+    assert (options['seed'], options['netG'], options['batch_size']) == (3, 'unet_64', 2)
+    rng = saved['rng'][0]
+    assert rng['python'].shape == (625,) and rng['numpy'].shape == (624,) and rng['torch'].dtype == torch.uint8
+    latest = networks(folder)
+    for name in 'GD':
+        assert all(torch.equal(latest[name][k], v) for k, v in saved['networks'][name].items())
+
+
+def count_buffers(state):
+    return sum(k.endswith(('running_mean', 'running_var', 'num_batches_tracked')) for k in state)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(setup):
+    checkpoints, train, start = setup
+    folder = checkpoints / 'diverged'
+    shutil.copytree(checkpoints / 'uninterrupted', folder)
+    before = {name: (folder / name).read_bytes() for name in os.listdir(folder) if name.endswith(('.pth', '.json'))
+              and name != 'train_opt.json'}
+
+    # A typed --lr replaces the saved one on resume (the fix the message suggests, the other way round).
+    result = train('diverged', '--continue_train', '--n_epochs_decay', 4, '--lr', '1e30', check=False)
+
+    assert result.returncode == 1
+    message = re.search(r'error: a loss became NaN or Inf at iteration (\d+) \(epoch 5\): G_GAN \S+, G_L1 \S+, '
+                        r'D_real \S+, D_fake \S+\. Training stopped without saving; the latest checkpoint '
+                        r'\(total_iters 28\) is kept', result.stderr)
+    assert message, result.stderr[-2000:]
+    assert int(message[1]) > 28 and 'nan' in message[0] and 'Lower --lr' in result.stderr
+    assert 'Traceback' not in result.stderr
+    after = {name: (folder / name).read_bytes() for name in before}
+    assert after == before
+
+
+def test_continue_from_weights_alone_without_a_state_file(setup):
+    checkpoints, train, start = setup
+    folder = checkpoints / 'reference_style'
+    shutil.copytree(checkpoints / 'uninterrupted', folder)
+    os.remove(folder / training_state.STATE_FILE)
+
+    result = train('reference_style', '--continue_train', '--epoch_count', 5, '--n_epochs_decay', 3)
+
+    assert 'only the network weights are loaded; the optimizers start afresh at --epoch_count 5' in result.stdout
+    assert 'End of epoch 5 / 5' in result.stdout and (folder / '5_net_G.pth').exists()
+    assert training_state.load(str(folder / training_state.STATE_FILE))['epoch'] == 5

@@ -1,0 +1,109 @@
+"""Training on several processes with torchrun and DistributedDataParallel (torchvision references style).
+
+    torchrun --nproc_per_node=2 train.py ...
+
+torchrun starts one process per device and tells each who it is in environment variables: RANK
+(0 .. WORLD_SIZE-1 over all machines), LOCAL_RANK (its index on this machine) and WORLD_SIZE. Without
+them (plain `python train.py`) there is one process and every function here does nothing.
+"""
+import builtins
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def launched():
+    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
+
+
+def setup(opt):
+    """Join the process group torchrun describes and return (rank, world_size); (0, 1) without torchrun.
+
+    CUDA: nccl, one GPU per process (cuda:LOCAL_RANK; opt.device is set to it). CPU: gloo.
+    --dist_timeout bounds the wait for the group to form and every later collective, so a rank whose
+    peer died or stalls fails with an error instead of waiting forever.
+    """
+    if not launched():
+        return 0, 1
+    rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    device_id = None
+    if opt.device.startswith('cuda'):
+        if local_rank >= torch.cuda.device_count():
+            raise SystemExit(f'error: process LOCAL_RANK={local_rank} has no GPU of its own: this machine has '
+                             f'{torch.cuda.device_count()} CUDA device(s). Start at most that many processes per '
+                             f'machine (torchrun --nproc_per_node).')
+        opt.device = f'cuda:{local_rank}'
+        torch.cuda.set_device(local_rank)
+        device_id = torch.device(opt.device)
+    backend = 'nccl' if device_id is not None else 'gloo'
+    try:
+        dist.init_process_group(backend, init_method=opt.dist_url, rank=rank, world_size=world_size,
+                                timeout=datetime.timedelta(seconds=opt.dist_timeout), device_id=device_id)
+    except (RuntimeError, ValueError) as e:  # torch's store, timeout and network errors are RuntimeErrors
+        raise SystemExit(f'error: process {rank} of {world_size} could not form the process group '
+                         f'({backend}, --dist_url {opt.dist_url}) within --dist_timeout {opt.dist_timeout:g} s: '
+                         f'{str(e).strip().splitlines()[0]}\nStart all {world_size} processes (the same torchrun '
+                         f'command on every machine) and check that they reach each other.')
+    print_on_main_only(rank == 0)
+    print(f'training on {world_size} process(es) ({backend}), --batch_size {opt.batch_size} each: '
+          f'{opt.batch_size * world_size} images per step')
+    return rank, world_size
+
+
+def print_on_main_only(is_main_process):
+    """Silence print() on every rank but 0, so the console shows each line once; print(..., force=True)
+    still prints. Errors and warnings go to stderr and show on every rank."""
+    builtin_print = builtins.print
+
+    def print(*args, force=False, **kwargs):
+        if is_main_process or force:
+            builtin_print(*args, **kwargs)
+
+    builtins.print = print
+
+
+def is_main():
+    """True in the process that writes checkpoints, logs and pages: rank 0, or the only process."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def wrap(net):
+    """net inside DistributedDataParallel, which averages gradients over ranks in backward() and starts
+    every rank from rank 0's weights; net itself in a single process."""
+    if not dist.is_initialized():
+        return net
+    device = next(net.parameters()).device
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda' else None)
+
+
+def broadcast(value):
+    """Rank 0's value (any picklable object) on every rank."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def mean_over_ranks(values):
+    """{name: tensor} averaged over all ranks, in one collective. Every rank must call it at the same point."""
+    if not dist.is_initialized() or not values:
+        return values
+    stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+    dist.all_reduce(stacked)  # a sum: the AVG op exists on nccl only
+    return dict(zip(values, stacked / dist.get_world_size()))
+
+
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup():
+    """Leave the process group (at the end of a successful run; a failing rank just exits)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,121 @@
+"""Scores of test.py's outputs against their targets, for metrics.json, metrics.csv and the gallery.
+
+Scores are taken on the 8-bit RGB images test.py saves (util.tensor2im), so they can be recomputed
+from the PNGs. FID and KID need the Inception weights file on disk (--fid_weights); nothing is
+downloaded.
+"""
+import csv
+import io
+import json
+import math
+import os
+
+from options.base_options import OptionError
+from util import fid, metrics
+from util.util import atomic_write_text
+
+# (output, target) visual names, first match wins: colorization shows RGB versions of its Lab tensors.
+TARGET_PAIRS = (('fake_B_rgb', 'real_B_rgb'), ('fake_B', 'real_B'))
+METRICS = ('l1', 'psnr', 'ssim')
+# Worst first: the largest L1, the lowest PSNR or SSIM.
+WORST_FIRST_DESCENDING = {'l1': True, 'psnr': False, 'ssim': False}
+
+
+def target_pair(visual_names):
+    """The (output, target) visual names a model shows, or None when it has no targets."""
+    for output, target in TARGET_PAIRS:
+        if output in visual_names and target in visual_names:
+            return output, target
+    return None
+
+
+class Evaluation:
+    """Collects per-image scores (and Inception features for FID/KID) while test.py runs."""
+
+    def __init__(self, visual_names, sort_by=None, fid_weights=None, device='cpu'):
+        self.pair = target_pair(visual_names)
+        if self.pair is None:
+            for flag, value in (('--sort_by_metric', sort_by), ('--fid_weights', fid_weights)):
+                if value:
+                    raise OptionError(f'{flag} needs targets to compare with, but this model shows only '
+                                      f'{", ".join(visual_names)}; use --model pix2pix with aligned data')
+        self.sort_by = sort_by
+        self.device = device
+        self.inception = None
+        if fid_weights:
+            try:
+                self.inception = fid.InceptionFeatures.from_weights(fid_weights)
+            except (FileNotFoundError, RuntimeError) as e:
+                raise OptionError(f'--fid_weights: {e}')
+        self.names, self.scores = [], []
+        self.output_features, self.target_features = [], []
+
+    @property
+    def enabled(self):
+        return self.pair is not None
+
+    def add(self, name, images):
+        """Score one image; `images` maps visual names to uint8 HxWx3 arrays. Returns its scores."""
+        output, target = images[self.pair[0]], images[self.pair[1]]
+        scores = metrics.score_pair(output, target)
+        self.names.append(name)
+        self.scores.append(scores)
+        if self.inception is not None:
+            both = fid.features([output, target], self.inception, device=self.device)
+            self.output_features.append(both[0])
+            self.target_features.append(both[1])
+        return scores
+
+    def summary(self):
+        """Means over the images, plus FID and KID when there are Inception features."""
+        result = metrics.summarize(self.scores)
+        if self.output_features:
+            if len(self.output_features) < 2:
+                raise OptionError('--fid_weights: FID and KID need at least 2 test images')
+            result['fid'] = fid.fid_from_features(self.output_features, self.target_features)
+            result['kid'], result['kid_std'] = fid.kid_from_features(self.output_features, self.target_features)
+        return result
+
+    def order(self, count):
+        """Gallery order of `count` rows: dataset order, or worst first by --sort_by_metric."""
+        if not self.sort_by:
+            return list(range(count))
+        # sorted() is stable, so ties keep dataset order; NaN never occurs for uint8 inputs.
+        return sorted(range(count), key=lambda i: self.scores[i][self.sort_by],
+                      reverse=WORST_FIRST_DESCENDING[self.sort_by])
+
+    def finish(self, directory):
+        """Write metrics.json and metrics.csv into directory; return the line of means for the gallery."""
+        summary = self.summary()
+        self.write(directory, summary)
+        order = f'; worst {self.sort_by} first' if self.sort_by else ''
+        return (f'{format_scores(summary)} (mean of {len(self.scores)} images, {self.pair[0]} against '
+                f'{self.pair[1]}{order})')
+
+    def write(self, directory, summary):
+        """metrics.json (means and per image; inf PSNR as null) and metrics.csv (per image, then the means)."""
+        report = {
+            'output': self.pair[0], 'target': self.pair[1], 'count': len(self.scores),
+            'mean': metrics.json_safe(summary),
+            'images': [dict(name=name, **metrics.json_safe(s)) for name, s in zip(self.names, self.scores)],
+        }
+        atomic_write_text(os.path.join(directory, 'metrics.json'), json.dumps(report, indent=1) + '\n')
+        table = io.StringIO()
+        writer = csv.writer(table, lineterminator='\n')
+        writer.writerow(('name',) + METRICS)
+        for name, s in zip(self.names, self.scores):
+            writer.writerow([name] + [repr(s[k]) for k in METRICS])
+        writer.writerow(['mean'] + [repr(summary[k]) for k in METRICS])
+        atomic_write_text(os.path.join(directory, 'metrics.csv'), table.getvalue())
+
+
+def format_scores(scores):
+    """'L1 0.1790, PSNR 12.86 dB, SSIM 0.2300' (+ FID and KID when present)."""
+    parts = [f'L1 {scores["l1"]:.4f}', f'PSNR {format_psnr(scores["psnr"])}', f'SSIM {scores["ssim"]:.4f}']
+    if 'fid' in scores:
+        parts += [f'FID {scores["fid"]:.2f}', f'KID {scores["kid"]:.4f} ± {scores["kid_std"]:.4f}']
+    return ', '.join(parts)
+
+
+def format_psnr(value):
+    return f'{value:.2f} dB' if math.isfinite(value) else 'inf (identical)'
