@@ -5,6 +5,9 @@
 
 Results go to results_dir/name/<phase>_<epoch>/: images/*.png and index.html. Every image is
 processed unless --num_test caps it. Architecture options come from the checkpoint's folder.
+When the model has targets (pix2pix on aligned data, colorization), each output is scored against its
+target (L1, PSNR, SSIM; FID and KID with --fid_weights) into metrics.json and metrics.csv, the means
+head the gallery, and --sort_by_metric lists the worst images first.
 """
 import os
 

@@ -2,6 +2,7 @@
 
     python train.py --dataroot ./datasets/facades --name facades_pix2pix --model pix2pix --direction BtoA
     python train.py --name demo          # no --dataroot: the built-in demo dataset
+    torchrun --nproc_per_node=2 train.py --name demo   # 2 processes (GPUs), one model (util/distributed.py)
 
 Every epoch walks the data once; every iteration updates D, then G (models/pix2pix_model.py).
 Losses are printed (and plotted in visdom and on checkpoints/NAME/web/index.html) every --print_freq

@@ -22,6 +22,12 @@ class BaseModel:
         self.loss_names, self.model_names, self.visual_names = [], [], []
         self.optimizers, self.schedulers = [], []
         self.image_paths = []
+        # --amp: the networks run in bfloat16/float16 inside self.autocast(); weights, gradients, optimizer
+        # state and checkpoints stay float32, and losses are computed in float32.
+        self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(opt.amp)
+        # float16 gradients can underflow, so the loss is scaled up before backward() and the gradients scaled
+        # back before each step (steps with inf/NaN are skipped). Disabled, it passes everything through.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -47,6 +53,20 @@ class BaseModel:
         if not self.is_train or opt.continue_train:
             self.load_networks(self.checkpoint_prefix(opt))
         self.print_networks(opt.verbose)
+        for net in self.networks():
+            if opt.channels_last:
+                net.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same tensors
+            if opt.compile:
+                net.compile()  # in place, so state_dict keys and checkpoints are unchanged
+
+    def autocast(self):
+        """The precision the networks run in: float32, or bfloat16/float16 with --amp."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def adam(self, params):
+        """Adam with the paper's settings (--lr, --beta1) and the kernel --adam_impl chooses."""
+        impl = {'fused': {'fused': True}, 'foreach': {'foreach': True}, 'for_loop': {'foreach': False}}
+        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999), **impl[self.opt.adam_impl])
 
     @staticmethod
     def checkpoint_prefix(opt):
@@ -62,7 +82,7 @@ class BaseModel:
 
     def test(self):
         """Forward without gradients, for any image size the generator can take after padding."""
-        with torch.no_grad():
+        with torch.inference_mode(), self.autocast():
             self.forward()
 
     def generate(self, netG, x):
@@ -103,7 +123,7 @@ class BaseModel:
         os.makedirs(self.save_dir, exist_ok=True)
         for name in self.model_names:
             net = unwrap(getattr(self, 'net' + name))
-            state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}  # as without --channels_last
             atomic_torch_save(state, self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
 

@@ -8,6 +8,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
 
@@ -186,6 +187,50 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+# On the CPU, a convolution with at most this many output positions (batch x height x width; input
+# positions for a transposed one) runs faster as one matrix product than through oneDNN, which re-lays
+# out the weights on every call: at the U-Net's inner levels (512 channels, 1x1 to 8x8 pixels) that
+# re-layout costs several times the arithmetic (docs/performance.md has the measurements).
+MATMUL_MAX_POSITIONS = 128
+
+
+def computes_as_matmul(conv, x, positions):
+    return (x.device.type == 'cpu' and positions <= MATMUL_MAX_POSITIONS and conv.groups == 1
+            and conv.padding_mode == 'zeros' and not isinstance(conv.padding, str))
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (same parameters, same checkpoints) that computes small outputs as unfold + matmul."""
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        out_h, out_w = (
+            (size + 2 * p - d * (k - 1) - 1) // s + 1
+            for size, k, s, p, d in zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation))
+        if not computes_as_matmul(self, x, n * out_h * out_w):
+            return super().forward(x)
+        columns = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # n, c*kh*kw, positions
+        out = (self.weight.flatten(1) @ columns).view(n, self.out_channels, out_h, out_w)
+        return out if self.bias is None else out + self.bias.view(-1, 1, 1)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d (same parameters, same checkpoints) that computes small inputs as matmul + fold."""
+
+    def forward(self, x, output_size=None):
+        n, _, h, w = x.shape
+        if output_size is not None or not computes_as_matmul(self, x, n * h * w):
+            return super().forward(x, output_size)
+        out_h, out_w = (
+            (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for size, k, s, p, d, op in zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation,
+                                            self.output_padding))
+        # (x^T W)^T rather than W^T x: --amp then casts the weight as stored, not a transposed (slow) view of it.
+        columns = (x.flatten(2).transpose(1, 2) @ self.weight.flatten(1)).transpose(1, 2)  # n, out*kh*kw, h*w
+        out = F.fold(columns, (out_h, out_w), self.kernel_size, self.dilation, self.padding, self.stride)
+        return out if self.bias is None else out + self.bias.view(-1, 1, 1)
+
+
 class UnetGenerator(nn.Module):
     """U-Net with num_downs stride-2 levels; a 2^num_downs image shrinks to 1x1 at the bottleneck.
 
@@ -218,17 +263,17 @@ class UnetSkipConnectionBlock(nn.Module):
         use_bias = uses_bias(norm_layer)
         if input_nc is None:
             input_nc = outer_nc
-        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        downconv = Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
         downrelu = nn.LeakyReLU(0.2, True)
         uprelu = nn.ReLU(True)
         if outermost:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            upconv = ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
             model = [downconv, submodule, uprelu, upconv, nn.Tanh()]
         elif innermost:
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            upconv = ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
             model = [downrelu, downconv, uprelu, upconv, norm_layer(outer_nc)]
         else:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            upconv = ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
             model = [downrelu, downconv, norm_layer(inner_nc), submodule, uprelu, upconv, norm_layer(outer_nc)]
             if use_dropout:
                 model += [nn.Dropout(0.5)]
@@ -324,6 +369,7 @@ class GANLoss(nn.Module):
         return target.to(prediction.dtype).expand_as(prediction)
 
     def forward(self, prediction, target_is_real):
+        prediction = prediction.float()  # D may run in bfloat16/float16 (--amp); the loss is taken in float32
         if self.gan_mode == 'wgangp':
             return -prediction.mean() if target_is_real else prediction.mean()
         return self.loss(prediction, self.get_target_tensor(prediction, target_is_real))

@@ -39,8 +39,8 @@ class Pix2PixModel(BaseModel):
                                           opt.norm, opt.init_type, opt.init_gain).to(self.device)
             self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
             self.criterionL1 = torch.nn.L1Loss()
-            self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
-            self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.optimizer_G = self.adam(self.netG.parameters())
+            self.optimizer_D = self.adam(self.netD.parameters())
             self.optimizers = [self.optimizer_G, self.optimizer_D]
             if opt.gan_mode == 'wgangp':
                 self.loss_names.append('D_GP')
@@ -52,33 +52,37 @@ class Pix2PixModel(BaseModel):
         self.image_paths = data['A_paths' if AtoB else 'B_paths']
 
     def forward(self):
-        self.fake_B = self.generate(self.netG, self.real_A)
+        with self.autocast():
+            self.fake_B = self.generate(self.netG, self.real_A)
 
     def backward_D(self):
-        fake_AB = torch.cat((self.real_A, self.fake_B.detach()), 1)  # detached: this step trains D only
-        real_AB = torch.cat((self.real_A, self.real_B), 1)
-        self.loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
-        self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
-        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
-        if self.opt.gan_mode == 'wgangp':
-            self.loss_D_GP = networks.gradient_penalty(self.netD, real_AB, fake_AB, self.opt.lambda_gp)
-            self.loss_D = self.loss_D + self.loss_D_GP
-        self.loss_D.backward()
+        with self.autocast():
+            fake_AB = torch.cat((self.real_A, self.fake_B.detach()), 1)  # detached: this step trains D only
+            real_AB = torch.cat((self.real_A, self.real_B), 1)
+            self.loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
+            self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+            self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+            if self.opt.gan_mode == 'wgangp':
+                self.loss_D_GP = networks.gradient_penalty(self.netD, real_AB, fake_AB, self.opt.lambda_gp)
+                self.loss_D = self.loss_D + self.loss_D_GP
+        self.scaler.scale(self.loss_D).backward()
 
     def backward_G(self):
-        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True) * self.opt.lambda_GAN
-        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.loss_G = self.loss_G_GAN + self.loss_G_L1
-        self.loss_G.backward()
+        with self.autocast():
+            fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True) * self.opt.lambda_GAN
+            self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+            self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        self.scaler.scale(self.loss_G).backward()
 
     def optimize_parameters(self):
         self.forward()
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad(set_to_none=True)
         self.backward_D()
-        self.optimizer_D.step()
-        self.set_requires_grad(self.netD, False)  # G's step needs no gradients for D's weights
+        self.scaler.step(self.optimizer_D)  # optimizer_D.step(), unless --amp fp16 found inf/NaN gradients
+        self.set_requires_grad(self.netD, False)  # G's step needs no gradients for D's weights (nor DDP's exchange)
         self.optimizer_G.zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizer_G.step()
+        self.scaler.step(self.optimizer_G)
+        self.scaler.update()

@@ -7,6 +7,7 @@ Flag names and defaults follow the reference implementation so that its scripts 
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import torch
@@ -77,6 +78,15 @@ class BaseOptions:
         parser.add_argument('--verbose', action='store_true', help='print network details')
         parser.add_argument('--suffix', default='', type=str,
                             help='customized suffix: opt.name = opt.name + suffix, e.g. {model}_{netG}_size{load_size}')
+        # Speed (docs/performance.md): none of these changes the saved weights, which stay float32
+        parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none',
+                            help='mixed precision: run the networks in bfloat16 (CPUs with AVX-512 BF16 or AMX, '
+                                 'recent GPUs) or float16 (CUDA only, with a gradient scaler) under autocast')
+        parser.add_argument('--channels_last', action='store_true',
+                            help='keep weights and activations in channels-last memory order (faster on GPUs '
+                                 'with bf16/fp16; no gain in float32 on CPUs)')
+        parser.add_argument('--compile', action='store_true',
+                            help='torch.compile the networks: the first iterations take 30-60 s longer to compile')
         return parser
 
     def gather_options(self, argv):
@@ -201,6 +211,14 @@ def validate(opt):
         checks.append((opt.crop_size <= opt.load_size,
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '
                        f'larger than the image it is cut from; set --load_size to at least {opt.crop_size}'))
+    if opt.amp == 'fp16' and not opt.device.startswith('cuda'):
+        checks.append((False, f'--amp fp16 needs CUDA (--device is {opt.device}): float16 training relies on a '
+                              f'gradient scaler and is slow on CPUs; use --amp bf16 there'))
+    if opt.amp == 'bf16' and opt.device.startswith('cuda'):
+        checks.append((torch.cuda.is_bf16_supported(), f'--amp bf16: {opt.device} has no bfloat16 support; use --amp fp16'))
+    if opt.compile and opt.device == 'cpu' and not shutil.which(os.environ.get('CXX', 'g++')):
+        checks.append((False, '--compile on the CPU needs a C++ compiler (g++, or the one $CXX names); install it '
+                              '(apt-get install g++) or leave out --compile'))
     if opt.is_train and opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
         # Testing needs no synchronisation: a syncbatch model runs anywhere as plain batch norm.
         checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '

@@ -33,6 +33,9 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--pool_size', type=int, default=50, help='size of the image buffer of generated images')
         parser.add_argument('--lr_policy', type=str, default='linear', help='linear | step | plateau | cosine')
         parser.add_argument('--lr_decay_iters', type=int, default=50, help='multiply by a gamma every N epochs (step)')
+        parser.add_argument('--adam_impl', choices=('fused', 'foreach', 'for_loop'), default='fused',
+                            help="torch's Adam kernel: fused (one kernel for all parameters, fastest), foreach, "
+                                 'or for_loop (one parameter at a time); all give the same steps to float rounding')
         # Several processes (torchrun, see README and util/distributed.py)
         parser.add_argument('--dist_url', type=str, default='env://',
                             help='how the processes find each other: env:// (what torchrun sets) or '

@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tests.datagen import TINY_NET, make_aligned_pairs, run
 from util import fid
+from util.evaluation import target_pair
 
 COUNT = 6
 SIZE = ['--load_size', 32, '--crop_size', 32]
@@ -192,3 +193,10 @@ def test_lambda_gan_zero_trains_the_generator_on_l1_alone(trained):
     assert model.loss_G_GAN.item() == 0
     opt.lambda_GAN = 1.0  # the full objective: D's opinion changes G's gradients
     assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(generator_gradients(model.backward_G), reference))
+
+
+def test_the_pair_scored_is_output_against_target():
+    assert target_pair(['real_A', 'fake_B', 'real_B']) == ('fake_B', 'real_B')
+    # Colorization: the RGB pictures of its Lab tensors, i.e. the colourised photo against the real one.
+    assert target_pair(['real_A', 'fake_B_rgb', 'real_B_rgb']) == ('fake_B_rgb', 'real_B_rgb')
+    assert target_pair(['real', 'fake']) is None  # --model test: nothing to compare with

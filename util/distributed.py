@@ -55,15 +55,10 @@ def setup(opt):
 
 
 def print_on_main_only(is_main_process):
-    """Silence print() on every rank but 0, so the console shows each line once; print(..., force=True)
-    still prints. Errors and warnings go to stderr and show on every rank."""
-    builtin_print = builtins.print
-
-    def print(*args, force=False, **kwargs):
-        if is_main_process or force:
-            builtin_print(*args, **kwargs)
-
-    builtins.print = print
+    """Silence print() on every rank but 0, so the console shows each line once. Errors and warnings go to
+    stderr and still show on every rank."""
+    if not is_main_process:
+        builtins.print = lambda *args, **kwargs: None
 
 
 def is_main():
@@ -73,7 +68,12 @@ def is_main():
 
 def wrap(net):
     """net inside DistributedDataParallel, which averages gradients over ranks in backward() and starts
-    every rank from rank 0's weights; net itself in a single process."""
+    every rank from rank 0's weights; net itself in a single process.
+
+    pix2pix runs D in both of its steps. D's step gives every D weight a gradient, which DDP averages. G's
+    step runs D with requires_grad off on D's weights, so no D gradient is made there and DDP has nothing
+    to exchange or wait for; find_unused_parameters (a graph walk every forward) is not needed.
+    tests/test_distributed.py checks both networks against one process taking the same steps."""
     if not dist.is_initialized():
         return net
     device = next(net.parameters()).device

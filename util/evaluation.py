@@ -10,7 +10,6 @@ import json
 import math
 import os
 
-from options.base_options import OptionError
 from util import fid, metrics
 from util.util import atomic_write_text
 
@@ -29,6 +28,13 @@ def target_pair(visual_names):
     return None
 
 
+class EvaluationError(SystemExit):
+    """A flag that cannot work here: one clear line, non-zero exit, no traceback (as options.OptionError)."""
+
+    def __init__(self, message):
+        super().__init__(f'error: {message}')
+
+
 class Evaluation:
     """Collects per-image scores (and Inception features for FID/KID) while test.py runs."""
 
@@ -37,8 +43,9 @@ class Evaluation:
         if self.pair is None:
             for flag, value in (('--sort_by_metric', sort_by), ('--fid_weights', fid_weights)):
                 if value:
-                    raise OptionError(f'{flag} needs targets to compare with, but this model shows only '
-                                      f'{", ".join(visual_names)}; use --model pix2pix with aligned data')
+                    raise EvaluationError(f'{flag} needs targets to compare with, but this model shows only '
+                                          f'{", ".join(visual_names)}; use a model that has them (pix2pix on '
+                                          f'aligned data, colorization)')
         self.sort_by = sort_by
         self.device = device
         self.inception = None
@@ -46,7 +53,7 @@ class Evaluation:
             try:
                 self.inception = fid.InceptionFeatures.from_weights(fid_weights)
             except (FileNotFoundError, RuntimeError) as e:
-                raise OptionError(f'--fid_weights: {e}')
+                raise EvaluationError(f'--fid_weights: {e}')
         self.names, self.scores = [], []
         self.output_features, self.target_features = [], []
 
@@ -69,9 +76,9 @@ class Evaluation:
     def summary(self):
         """Means over the images, plus FID and KID when there are Inception features."""
         result = metrics.summarize(self.scores)
-        if self.output_features:
-            if len(self.output_features) < 2:
-                raise OptionError('--fid_weights: FID and KID need at least 2 test images')
+        if len(self.output_features) == 1:
+            print('warning: FID and KID need at least 2 test images; left out')
+        elif self.output_features:
             result['fid'] = fid.fid_from_features(self.output_features, self.target_features)
             result['kid'], result['kid_std'] = fid.kid_from_features(self.output_features, self.target_features)
         return result
