@@ -133,7 +133,7 @@ def window(server, win):
 def test_loss_plot_holds_every_logged_loss_at_its_epoch(visdom_run):
     server, proc, checkpoints = visdom_run
     assert 'Warning' not in proc.stdout + proc.stderr
-    plot = window(server, '2')
+    plot = window(server, '1')
     assert plot['title'] == 'watch loss over time'
     traces = plot['content']['data']
     assert [trace['name'] for trace in traces] == LOSS_NAMES
@@ -148,7 +148,7 @@ def test_loss_plot_holds_every_logged_loss_at_its_epoch(visdom_run):
 
 def test_image_window_holds_the_last_visuals_as_png(visdom_run):
     server, proc, checkpoints = visdom_run
-    images = window(server, '1')
+    images = window(server, '2')
     assert images['title'] == 'watch images'
     prefix = 'data:image/png;base64,'
     assert images['content']['src'].startswith(prefix)

@@ -138,7 +138,7 @@ def test_setup_script_exits_nonzero_when_a_file_cannot_be_placed(tmp_path, monke
 
 def test_loss_plot_has_every_point_under_the_loss_names(visdom_server, filled_env):
     assert servers.listening_addresses(visdom_server.port) == ["127.0.0.1"]
-    data = window(visdom_server, filled_env, "2")
+    data = window(visdom_server, filled_env, "1")
     assert data["title"] == "exp loss over time"
     traces = data["content"]["data"]
     assert [trace["name"] for trace in traces] == LOSS_NAMES
@@ -151,7 +151,7 @@ def test_loss_plot_has_every_point_under_the_loss_names(visdom_server, filled_en
 def test_image_window_holds_the_grid_as_png(visdom_server, filled_env):
     from PIL import Image
 
-    data = window(visdom_server, filled_env, "1")
+    data = window(visdom_server, filled_env, "2")
     assert data["title"] == "exp images"
     prefix = "data:image/png;base64,"
     src = data["content"]["src"]

@@ -38,8 +38,8 @@ def _connect(server, port, env):
 
 
 class VisdomDisplay:
-    """Shows images and loss curves in windows display_id (images), display_id+1 (losses)
-    and display_id+2 (image labels) of visdom env `env`."""
+    """Shows loss curves and images in windows display_id (losses), display_id+1 (images)
+    and display_id+2 (image labels) of visdom env `env`, the reference's window numbers."""
 
     def __init__(self, server="http://localhost", port=8097, env="main", ncols=4,
                  display_id=1, winsize=256, name="experiment"):
@@ -83,7 +83,7 @@ class VisdomDisplay:
                      "padding: 4px; outline: 4px solid black}</style>"
                      "<table><caption>epoch %d</caption>%s</table>"
                      % (self.winsize, epoch, "".join("<tr>%s</tr>" % row for row in rows)))
-            self._send(self.vis.images, images, nrow=ncols, padding=2, win=str(self.display_id),
+            self._send(self.vis.images, images, nrow=ncols, padding=2, win=str(self.display_id + 1),
                        opts=dict(title=self.name + " images"))
             self._send(self.vis.text, table, win=str(self.display_id + 2),
                        opts=dict(title=self.name + " labels"))
@@ -105,7 +105,7 @@ class VisdomDisplay:
         x = np.repeat(np.array(self.plot_x)[:, None], y.shape[1], axis=1)
         # The whole history is sent each time, as the reference does, so the plot is
         # complete again after the page, the window or the server was reset.
-        self._send(self.vis.line, X=x, Y=y, win=str(self.display_id + 1),
+        self._send(self.vis.line, X=x, Y=y, win=str(self.display_id),
                    opts=dict(title=self.name + " loss over time", legend=self.legend,
                              xlabel="epoch", ylabel="loss"))
 
