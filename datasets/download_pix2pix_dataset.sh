@@ -8,7 +8,7 @@ set -euo pipefail
 
 NAMES="facades maps edges2shoes edges2handbags night2day cityscapes"
 NAME="${1:-}"
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/project_python.sh"  # REPO_ROOT and PYTHON
 BASE_URL="${PIX2PIX_DATASET_URL:-http://efrosgans.eecs.berkeley.edu/pix2pix/datasets}"
 DATASETS_DIR="${PIX2PIX_DATASETS_DIR:-$REPO_ROOT/datasets}"
 
@@ -31,9 +31,6 @@ Then train labels->photo with --dataroot ./datasets/cityscapes --direction BtoA.
 EOF
     exit 1
 fi
-
-PYTHON=python3
-[[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
 
 if [[ -e "$DATASETS_DIR/$NAME" ]]; then
     echo "$DATASETS_DIR/$NAME already exists; delete it to download again."

@@ -9,7 +9,7 @@ set -euo pipefail
 
 NAMES="facades_label2photo edges2shoes sat2map map2sat day2night"
 NAME="${1:-}"
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 BASE_URL="${PIX2PIX_MODEL_URL:-http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch}"
 CHECKPOINTS_DIR="${PIX2PIX_CHECKPOINTS_DIR:-$REPO_ROOT/checkpoints}"
 
@@ -17,9 +17,6 @@ if [[ ! "$NAME" =~ ^[a-z0-9_]+$ || " $NAMES " != *" $NAME "* ]]; then
     echo "Unknown model '$NAME'. Available models are: ${NAMES// /, }" >&2
     exit 1
 fi
-
-PYTHON=python3
-[[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
 
 made_checkpoints_dir=
 [[ -d "$CHECKPOINTS_DIR" ]] || made_checkpoints_dir=1

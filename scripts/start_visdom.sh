@@ -4,17 +4,10 @@
 set -euo pipefail
 
 port="${1:-8097}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ -n "${PYTHON:-}" ]; then
-    python="$PYTHON"
-elif [ -x "$root/.venv/bin/python" ]; then
-    python="$root/.venv/bin/python"
-else
-    python=python
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 
 # find_spec locates visdom without importing it (and torch with it), as get_visdom_path does.
-static="$("$python" - <<'PY'
+static="$("$PYTHON" - <<'PY'
 import importlib.util, os, sys
 spec = importlib.util.find_spec("visdom")
 if spec is None:
@@ -25,9 +18,9 @@ PY
 # Without version.built the server tries to download its web files from CDNs and
 # exits when offline; the setup script places them from the npm registry instead.
 if [ ! -f "$static/version.built" ]; then
-    "$python" "$root/scripts/setup_visdom_offline.py"
+    "$PYTHON" "$REPO_ROOT/scripts/setup_visdom_offline.py"
 fi
 
 echo "visdom: open http://127.0.0.1:$port in a browser on this machine"
 # --hostname, not -hostname: argparse reads -hostname as -h.
-exec "$python" -m visdom.server -port "$port" --hostname 127.0.0.1 -bind_local
+exec "$PYTHON" -m visdom.server -port "$port" --hostname 127.0.0.1 -bind_local
