@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from models import checkpoint, networks
-from util.util import atomic_torch_save
+from util.util import atomic_torch_save, keep_freed_memory
 
 
 class BaseModel:
@@ -47,12 +47,14 @@ class BaseModel:
         return [getattr(self, 'net' + name) for name in self.model_names]
 
     def setup(self, opt):
-        """Load networks when testing or resuming, make the schedulers, print the networks."""
+        """Load networks when testing or resuming, make the schedulers, print the networks, then apply
+        the speed settings (docs/performance.md)."""
         if self.is_train:
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.is_train or opt.continue_train:
             self.load_networks(self.checkpoint_prefix(opt))
         self.print_networks(opt.verbose)
+        keep_freed_memory()
         for net in self.networks():
             if opt.channels_last:
                 net.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same tensors

@@ -199,6 +199,11 @@ def computes_as_matmul(conv, x, positions):
             and conv.padding_mode == 'zeros' and not isinstance(conv.padding, str))
 
 
+def with_bias(out, bias):
+    """out + bias per channel, in out's dtype (bfloat16 under --amp, as oneDNN's convolutions give)."""
+    return out if bias is None else out + bias.to(out.dtype).view(-1, 1, 1)
+
+
 class Conv2d(nn.Conv2d):
     """nn.Conv2d (same parameters, same checkpoints) that computes small outputs as unfold + matmul."""
 
@@ -211,7 +216,7 @@ class Conv2d(nn.Conv2d):
             return super().forward(x)
         columns = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # n, c*kh*kw, positions
         out = (self.weight.flatten(1) @ columns).view(n, self.out_channels, out_h, out_w)
-        return out if self.bias is None else out + self.bias.view(-1, 1, 1)
+        return with_bias(out, self.bias)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -228,7 +233,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         # (x^T W)^T rather than W^T x: --amp then casts the weight as stored, not a transposed (slow) view of it.
         columns = (x.flatten(2).transpose(1, 2) @ self.weight.flatten(1)).transpose(1, 2)  # n, out*kh*kw, h*w
         out = F.fold(columns, (out_h, out_w), self.kernel_size, self.dilation, self.padding, self.stride)
-        return out if self.bias is None else out + self.bias.view(-1, 1, 1)
+        return with_bias(out, self.bias)
 
 
 class UnetGenerator(nn.Module):

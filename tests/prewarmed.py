@@ -20,7 +20,16 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def runner(tmp_path_factory):
+    """One Prewarmed for a whole test file (import this fixture into it)."""
+    with Prewarmed(tmp_path_factory.mktemp('logs')) as prewarmed:
+        yield prewarmed
 
 
 class Prewarmed:
@@ -56,6 +65,9 @@ class Prewarmed:
         return child
 
     def close(self):
+        # Asked, not told by closing stdin: a process forked from the test (a DataLoader worker, say)
+        # can hold the pipe open, and the server would never see its end.
+        self.ask({'op': 'quit'})
         self.server.stdin.close()
         self.server.wait(timeout=30)
 
@@ -119,6 +131,9 @@ def serve():
         command = json.loads(line)
         if command['op'] == 'ping':
             answer = {'ready': True}
+        elif command['op'] == 'quit':
+            print(json.dumps({'bye': True}), flush=True)
+            return
         elif command['op'] == 'start':
             for path in (command['stdout'], command['stderr']):
                 open(path, 'w').close()  # there before the test first reads them

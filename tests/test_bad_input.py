@@ -12,14 +12,8 @@ from PIL import Image
 from data.aligned_dataset import AlignedDataset
 from data.image_folder import DataError, open_image
 from tests.datagen import TINY_NET, make_aligned_pairs
-from tests.prewarmed import Prewarmed
+from tests.prewarmed import runner  # noqa: F401 (a fixture)
 from util import training_state
-
-
-@pytest.fixture(scope='module')
-def runner(tmp_path_factory):
-    with Prewarmed(tmp_path_factory.mktemp('logs')) as runner:
-        yield runner
 
 
 @pytest.fixture(scope='module')

@@ -10,15 +10,9 @@ import pytest
 
 from models import checkpoint
 from tests.datagen import TINY_NET, make_aligned_pairs
-from tests.prewarmed import Prewarmed
+from tests.prewarmed import runner  # noqa: F401 (a fixture)
 from util import training_state
 from util.util import UMASK, atomic_write, atomic_write_text
-
-
-@pytest.fixture(scope='module')
-def runner(tmp_path_factory):
-    with Prewarmed(tmp_path_factory.mktemp('logs')) as runner:
-        yield runner
 
 
 def check_every_file_loads(folder):

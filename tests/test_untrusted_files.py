@@ -3,16 +3,15 @@ cannot inject markup into the galleries. (Archives: tests/test_download_scripts.
 127.0.0.1 only: tests/test_visdom.py.)"""
 import os
 import shutil
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from models import checkpoint
 from tests import browser
-from tests.datagen import TINY_NET, make_aligned_pairs
-from tests.prewarmed import Prewarmed
-from tests.test_bad_input import pair_image
+from tests.datagen import TINY_NET
+from tests.prewarmed import runner  # noqa: F401 (a fixture)
+from tests.test_bad_input import pair_image, trained  # noqa: F401 (a fixture)
 from util import training_state
 
 
@@ -24,21 +23,6 @@ class WritesAFile:
 
     def __reduce__(self):
         return exec, (f'open({self.marker!r}, "w").write("code ran")',)
-
-
-@pytest.fixture(scope='module')
-def runner(tmp_path_factory):
-    with Prewarmed(tmp_path_factory.mktemp('logs')) as runner:
-        yield runner
-
-
-@pytest.fixture(scope='module')
-def trained(runner, tmp_path_factory):
-    root = tmp_path_factory.mktemp('trained')
-    data = make_aligned_pairs(str(root / 'data'), count=2, size=32)
-    runner.run('train.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', root / 'checkpoints',
-               *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0)
-    return SimpleNamespace(data=data, checkpoints=root / 'checkpoints')
 
 
 def malicious_checkpoint(path, marker):
@@ -109,4 +93,4 @@ def test_gallery_escapes_image_names(runner, trained, tmp_path):
     # Each name shows as plain text, and every image (linked through its percent-encoded name) loads.
     assert len(shown['headers']) == len(NASTY_NAMES)
     assert all(any(header.startswith(name) for header in shown['headers']) for name in NASTY_NAMES)
-    assert len(shown['images']) == 3 * len(NASTY_NAMES) and all(width == 32 for width in shown['images'])
+    assert len(shown['images']) == 3 * len(NASTY_NAMES) and all(width > 0 for width in shown['images'])

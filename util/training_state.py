@@ -128,8 +128,9 @@ class TrainingState:
         scale = self.opt.lr / self.saved_lr
         for optimizer, scheduler in zip(model.optimizers, model.schedulers):
             for group in optimizer.param_groups:
-                group['lr'] *= scale
-                group['initial_lr'] = group.get('initial_lr', self.saved_lr) * scale
+                for key in ('lr', 'initial_lr'):  # initial_lr: where the linear/step/cosine schedules start from
+                    if key in group:
+                        group[key] *= scale
                 group['betas'] = (self.opt.beta1, group['betas'][1])
             if hasattr(scheduler, 'base_lrs'):
                 scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
@@ -314,7 +315,7 @@ def rng_states():
         'torch': torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states['cuda'] = torch.cuda.get_rng_state_all()
+        states['cuda'] = torch.cuda.get_rng_state()  # this process's device (one per process under torchrun)
     return states
 
 
@@ -323,8 +324,8 @@ def set_rng_states(states):
     np.random.set_state(('MT19937', states['numpy'].numpy().astype(np.uint32), states['numpy_position'],
                          states['numpy_has_gauss'], states['numpy_gauss']))
     torch.set_rng_state(states['torch'])
-    if 'cuda' in states and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states['cuda'])
+    if 'cuda' in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states['cuda'])
 
 
 def rank():

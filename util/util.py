@@ -1,5 +1,7 @@
-"""Small helpers: image conversion and crash-safe file writing."""
+"""Small helpers: image conversion, crash-safe file writing, and the memory allocator."""
+import ctypes
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -12,10 +14,12 @@ def mkdirs(*paths):
         os.makedirs(path, exist_ok=True)
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, durable=True):
     """Call write(file_object) on a temporary file beside path, then rename it into place.
 
     A crash at any moment leaves either the previous file or the complete new one, never a torn one.
+    durable=False skips the two fsyncs (a few ms each): the file is still never torn by a crash of the
+    process, but a power cut may lose it. For outputs that can be made again, such as images.
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
@@ -24,12 +28,15 @@ def atomic_write(path, write):
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    if not durable:
+        return
     # The rename itself survives a power cut only once the folder is on disk too.
     folder = os.open(directory, os.O_RDONLY)
     try:
@@ -73,4 +80,24 @@ def save_image(image_numpy, image_path, aspect_ratio=1.0):
         image = image.resize((w, int(h * aspect_ratio)), Image.BICUBIC)
     elif aspect_ratio < 1.0:
         image = image.resize((int(w / aspect_ratio), h), Image.BICUBIC)
-    atomic_write(image_path, lambda f: image.save(f, format='PNG'))
+    # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.
+    atomic_write(image_path, lambda f: image.save(f, format='PNG', compress_level=1), durable=False)
+
+
+def keep_freed_memory(keep=True):
+    """Let glibc keep freed memory for reuse instead of handing it back to the kernel (Linux only).
+
+    A training iteration frees and allocates the same large buffers every time. glibc returns buffers
+    over 32 MB (a U-Net weight's gradient is 33 MB) to the kernel at once, and the next allocation then
+    pays a page fault for every 4 kB of fresh zeroed memory: 4-6% of an iteration on a CPU. keep=False
+    restores glibc's defaults. Peak memory grows by a few percent.
+    """
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        mallopt = ctypes.CDLL('libc.so.6').mallopt
+    except (OSError, AttributeError):  # another C library: nothing to tune
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    mallopt(M_MMAP_MAX, 0 if keep else 65536)
+    mallopt(M_TRIM_THRESHOLD, 2 ** 30 if keep else 128 * 1024)

@@ -1,0 +1,282 @@
+"""Speed of pix2pix training and testing, measured in one process (docs/performance.md has the figures).
+
+    python scripts/benchmark.py                     # CPU (and CUDA if present): fp32 and bf16, all settings
+    python scripts/benchmark.py --quick             # the paper's setting only, a few iterations (CI)
+    python scripts/benchmark.py --channels_last --compile --json results.json
+
+For each device and setting (the paper's 256x256 at batch 1, then batch 4 and 16 at 256, and image sizes
+128 and 512 at batch 1) it builds the pix2pix model once per variant and times, round by round, one
+training iteration (optimize_parameters: G forward, D step, G step) of every variant in turn, so that a
+machine busy with other work slows them all alike; medians are reported. Test speed is model.test(), the
+generator's forward pass exactly as test.py runs it. The data are random tensors: loading is timed apart
+(--dataroot) as images per second of the DataLoader, to compare with the training rate.
+
+Variants: 'baseline' runs as the reference implementation does (every convolution through oneDNN,
+torch's default for-loop Adam, glibc's default allocator settings); 'fp32' is this implementation's default; then --amp bf16 and the
+--channels_last / --compile variants asked for. GFLOP/s come from torch's FLOP counter for one training
+iteration, and sit next to the device's matmul peak measured here, in float32 and bfloat16.
+"""
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from models import create_model, networks  # noqa: E402  (after the path is set)
+from options.train_options import TrainOptions  # noqa: E402
+from util.util import keep_freed_memory  # noqa: E402
+
+PAPER_SIZE = 256
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--devices', default=None, help='cpu,cuda (default: cpu, and cuda when present)')
+    parser.add_argument('--amp', default='none,bf16', help='precisions to time: none (fp32), bf16, fp16 (CUDA)')
+    parser.add_argument('--channels_last', action='store_true', help='also time each precision with --channels_last')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time each precision with --compile (its warm-up is reported apart)')
+    parser.add_argument('--no_baseline', action='store_true', help="don't time the reference's arithmetic")
+    parser.add_argument('--sizes', default='128,256,512', help='image sizes, timed at batch 1')
+    parser.add_argument('--batch_sizes', default='1,4,16', help=f'batch sizes, timed at {PAPER_SIZE}x{PAPER_SIZE}')
+    parser.add_argument('--iters', type=int, default=None, help='timed iterations per variant (default 10, quick 3)')
+    parser.add_argument('--warmup', type=int, default=None, help='untimed iterations first (default 2, quick 1)')
+    parser.add_argument('--ngf', type=int, default=64)
+    parser.add_argument('--ndf', type=int, default=64)
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch\'s)')
+    parser.add_argument('--dataroot', default=None, help='also time the DataLoader on DATAROOT/train')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'only {PAPER_SIZE}x{PAPER_SIZE} at batch 1, 1 warm-up and 3 timed iterations')
+    parser.add_argument('--json', default=None, help='also write the results to this file')
+    args = parser.parse_args(argv)
+    if args.quick:
+        explicit = set(a.split('=')[0] for a in (argv if argv is not None else sys.argv[1:]))
+        args.sizes = args.sizes if '--sizes' in explicit else str(PAPER_SIZE)
+        args.batch_sizes = args.batch_sizes if '--batch_sizes' in explicit else '1'
+    args.iters = args.iters or (3 if args.quick else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.sizes = [int(s) for s in args.sizes.split(',')]
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
+    args.amp = args.amp.split(',')
+    if args.devices is None:
+        args.devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+    else:
+        args.devices = args.devices.split(',')
+    return args
+
+
+def base_size(sizes):
+    """The size the batch sizes are timed at and costs are compared with: the paper's, or the first."""
+    return PAPER_SIZE if PAPER_SIZE in sizes else sizes[0]
+
+
+def settings(args):
+    """(size, batch): every size at batch 1, every batch size at base_size."""
+    base = base_size(args.sizes)
+    chosen = [(size, 1) for size in args.sizes] + [(base, batch) for batch in args.batch_sizes]
+    return sorted(set(chosen), key=lambda s: (s[0] != base, s[0], s[1]))
+
+
+def variants(args, device):
+    amps = [a for a in args.amp if not (a == 'fp16' and device == 'cpu')]
+    chosen = [] if args.no_baseline else [('baseline', 'none', False, False)]
+    for amp in amps:
+        name = 'fp32' if amp == 'none' else amp
+        chosen.append((name, amp, False, False))
+        if args.channels_last:
+            chosen.append((name + '+channels_last', amp, True, False))
+        if args.compile:
+            chosen.append((name + '+compile', amp, False, True))
+    return chosen
+
+
+def build(device, size, batch, amp, channels_last, compiled, baseline, args):
+    netG = f'unet_{min(size, PAPER_SIZE)}'  # the paper's U-Net; unet_128 for 128 pixels as in the reference
+    argv = ['--dataroot', '.', '--device', device, '--netG', netG, '--ngf', str(args.ngf), '--ndf', str(args.ndf),
+            '--crop_size', str(size), '--load_size', str(size), '--batch_size', str(batch), '--amp', amp,
+            '--adam_impl', 'for_loop' if baseline else 'fused', '--display_id', '0']
+    argv += ['--channels_last'] * channels_last + ['--compile'] * compiled
+    with contextlib.redirect_stdout(io.StringIO()):  # the model prints its networks
+        opt = TrainOptions().parse(argv)
+        model = create_model(opt)
+        model.setup(opt)
+    generator = torch.Generator().manual_seed(0)
+    pair = [torch.rand(batch, 3, size, size, generator=generator) * 2 - 1 for _ in range(2)]
+    model.set_input({'A': pair[0], 'B': pair[1], 'A_paths': ['-'] * batch, 'B_paths': ['-'] * batch})
+    return model, netG
+
+
+@contextlib.contextmanager
+def reference_arithmetic(on):
+    """As the reference runs: every convolution through oneDNN, glibc's default allocator settings."""
+    saved = networks.MATMUL_MAX_POSITIONS
+    networks.MATMUL_MAX_POSITIONS = 0 if on else saved
+    keep_freed_memory(not on)
+    try:
+        yield
+    finally:
+        networks.MATMUL_MAX_POSITIONS = saved
+        keep_freed_memory()
+
+
+def timed(step, device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.startswith('cuda'):
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def matmul_peak(device, dtype, n=None, repeats=5):
+    """GFLOP/s of a large square matmul: what the device's arithmetic units reach at best."""
+    n = n or (8192 if device.startswith('cuda') else 2048)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    timed(lambda: a @ b, device)
+    seconds = statistics.median(timed(lambda: a @ b, device) for _ in range(repeats))
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def training_flops(model):
+    with FlopCounterMode(display=False) as counter:
+        model.optimize_parameters()
+    return counter.get_total_flops()
+
+
+def measure_setting(device, size, batch, args):
+    """Build every variant, then time them round-robin: train iterations, then test forwards."""
+    built = {}
+    rows = []
+    for name, amp, channels_last, compiled in variants(args, device):
+        model, netG = build(device, size, batch, amp, channels_last, compiled, name == 'baseline', args)
+        start = time.perf_counter()
+        with reference_arithmetic(name == 'baseline'):
+            timed(model.optimize_parameters, device)  # first call: allocation, and compilation with --compile
+            timed(model.test, device)
+        built[name] = model
+        rows.append(dict(device=device, variant=name, amp=amp, channels_last=channels_last, compile=compiled,
+                         size=size, batch=batch, netG=netG, first_call_s=round(time.perf_counter() - start, 2)))
+    flops = training_flops(next(iter(built.values())))
+    train = {name: [] for name in built}
+    test = {name: [] for name in built}
+    for round_index in range(args.warmup + args.iters):
+        for name, model in built.items():
+            with reference_arithmetic(name == 'baseline'):
+                train_s = timed(model.optimize_parameters, device)
+                test_s = timed(model.test, device)
+            if round_index >= args.warmup:
+                train[name].append(train_s)
+                test[name].append(test_s)
+    for row in rows:
+        name = row['variant']
+        train_s, test_s = statistics.median(train[name]), statistics.median(test[name])
+        row.update(train_s_per_iter=round(train_s, 4), train_ms_per_image=round(1e3 * train_s / batch, 2),
+                   train_s_spread=[round(min(train[name]), 4), round(max(train[name]), 4)],
+                   test_images_per_s=round(batch / test_s, 2), gflop_per_iter=round(flops / 1e9, 4),
+                   train_gflops=round(flops / train_s / 1e9, 2), iters=args.iters)
+    del built
+    return rows
+
+
+def loader_rate(dataroot, size, batches=20):
+    """Images per second the DataLoader delivers with train.py's settings (jitter, flips, workers)."""
+    from data import create_dataloader
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(['--dataroot', dataroot, '--device', 'cpu', '--crop_size', str(size),
+                                    '--load_size', str(size * 286 // 256), '--display_id', '0'])
+    loader = create_dataloader(opt, shuffle=True)
+    count, start = 0, time.perf_counter()
+    for i, data in enumerate(loader):
+        count += data['A'].shape[0]
+        if i + 1 >= batches:
+            break
+    return dict(images=count, images_per_s=round(count / (time.perf_counter() - start), 1),
+                workers=loader.num_workers)
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    info = dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__,
+                cpu_capability=torch.backends.cpu.get_cpu_capability(), python=platform.python_version())
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name()
+    return info
+
+
+def add_ratios(rows, base):
+    """speedup: against the baseline of the same setting; costs per image and per pixel against (base, batch 1)."""
+    by_key = {(r['device'], r['variant'], r['size'], r['batch']): r for r in rows}
+    for r in rows:
+        baseline = by_key.get((r['device'], 'baseline', r['size'], r['batch']))
+        if baseline:
+            r['speedup_vs_baseline'] = round(baseline['train_s_per_iter'] / r['train_s_per_iter'], 2)
+            r['test_speedup_vs_baseline'] = round(r['test_images_per_s'] / baseline['test_images_per_s'], 2)
+        reference = by_key.get((r['device'], r['variant'], base, 1))
+        if reference:
+            per_image = r['train_s_per_iter'] / r['batch'] / reference['train_s_per_iter']
+            r['cost_per_image_vs_paper'] = round(per_image, 3)
+            r['cost_per_pixel_vs_paper'] = round(per_image * (base / r['size']) ** 2, 3)
+
+
+def table(rows, peaks):
+    lines = []
+    header = (f'{"device":6} {"variant":22} {"size":>4} {"batch":>5} {"s/iter":>8} {"ms/img":>8} {"speedup":>7} '
+              f'{"GFLOP/s":>8} {"%peak":>6} {"test img/s":>10} {"img cost":>8} {"px cost":>7}')
+    lines.append(header)
+    lines.append('-' * len(header))
+    for r in rows:
+        peak = peaks[r['device']]['fp32' if r['amp'] == 'none' else r['amp']]
+        lines.append(f'{r["device"]:6} {r["variant"]:22} {r["size"]:>4} {r["batch"]:>5} {r["train_s_per_iter"]:>8.3f} '
+                     f'{r["train_ms_per_image"]:>8.1f} {r.get("speedup_vs_baseline", float("nan")):>6.2f}x '
+                     f'{r["train_gflops"]:>8.1f} {100 * r["train_gflops"] / peak:>5.0f}% {r["test_images_per_s"]:>10.2f} '
+                     f'{r.get("cost_per_image_vs_paper", float("nan")):>8.2f} {r.get("cost_per_pixel_vs_paper", float("nan")):>7.2f}')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = dict(machine=machine(), command=' '.join(['python', 'scripts/benchmark.py'] + (argv or sys.argv[1:])),
+                   settings=dict(iters=args.iters, warmup=args.warmup, ngf=args.ngf, ndf=args.ndf),
+                   peak_gflops={}, results=[])
+    for device in args.devices:
+        dtypes = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+        if device.startswith('cuda'):
+            dtypes['fp16'] = torch.float16
+        results['peak_gflops'][device] = {k: round(matmul_peak(device, dt), 1) for k, dt in dtypes.items()}
+        for size, batch in settings(args):
+            print(f'{device}: {size}x{size}, batch {batch} ...', file=sys.stderr, flush=True)
+            results['results'] += measure_setting(device, size, batch, args)
+    add_ratios(results['results'], base_size(args.sizes))
+    if args.dataroot:
+        results['data_loader'] = loader_rate(args.dataroot, PAPER_SIZE)
+    print(f'{results["machine"]}\nmatmul peak GFLOP/s: {results["peak_gflops"]}')
+    print(table(results['results'], results['peak_gflops']))
+    if 'data_loader' in results:
+        print(f'data loader: {results["data_loader"]}')
+    text = json.dumps(results, indent=1)
+    print(text)
+    if args.json:
+        with open(args.json, 'w') as f:
+            f.write(text + '\n')
+    return results
+
+
+if __name__ == '__main__':
+    main()
