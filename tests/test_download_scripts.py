@@ -300,3 +300,35 @@ def test_command_line(tmp_path):
     assert (tmp_path / 'dest' / 'facades' / 'test' / '1.jpg').exists()
     again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and again.stderr.startswith('error:') and 'already exists' in again.stderr
+
+
+def test_downloaded_reference_generator_runs_in_test_py_with_no_architecture_flags(tmp_path, env):
+    # A reference-format file (plain state_dict, module nesting of the reference, no architecture.json);
+    # unet_32 with ngf 8 and batch norm stands in for the published unet_256 ones.
+    import numpy as np
+    from PIL import Image
+
+    from models import networks
+    from tests.datagen import run
+    torch.manual_seed(0)
+    net = networks.define_G(3, 3, 8, 'unet_32', 'batch', use_dropout=True)
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save(net.state_dict(), served / 'facades_label2photo.pth')
+    with serve_directory(served) as url:
+        env['PIX2PIX_MODEL_URL'] = url
+        assert run_script(MODEL_SCRIPT, 'facades_label2photo', env, cwd=served).returncode == 0
+    labels = tmp_path / 'labels'
+    labels.mkdir()
+    Image.new('RGB', (64, 64), (200, 30, 30)).save(labels / 'red.png')
+
+    proc = run('test.py', '--dataroot', labels, '--name', 'facades_label2photo_pretrained', '--model', 'test',
+               '--checkpoints_dir', tmp_path / 'checkpoints', '--results_dir', tmp_path / 'results', '--eval')
+    assert 'netG: unet_32' in proc.stdout and 'ngf: 8' in proc.stdout
+    produced = Image.open(tmp_path / 'results' / 'facades_label2photo_pretrained' / 'test_latest' / 'images' /
+                          'red_fake.png')
+    x = torch.tensor([200 / 127.5 - 1, 30 / 127.5 - 1, 30 / 127.5 - 1]).view(1, 3, 1, 1).expand(1, 3, 256, 256)
+    with torch.no_grad():
+        expected = ((net.eval()(x)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    got = torch.from_numpy(np.asarray(produced).copy())
+    assert (got.int() - expected.int()).abs().max() <= 1
