@@ -97,3 +97,22 @@ def test_matches_skimage():
     lab_values[:, 1:] *= 1.3  # push some colours out of gamut to compare the clipping too
     expected_rgb = torch.from_numpy(color.lab2rgb(lab_values.permute(0, 2, 3, 1).numpy())).permute(0, 3, 1, 2)
     torch.testing.assert_close(lab.lab_to_rgb(lab_values), expected_rgb, rtol=0, atol=1e-6)
+
+
+def cie_lab(rgb):
+    """The CIE 1976 L*a*b* formulas for one sRGB colour, in plain Python: sRGB decoding, the sRGB->XYZ
+    matrix (the 6-digit one scikit-image and the reference use), D65 white, f(t) with its linear part."""
+    linear = [((c + 0.055) / 1.055) ** 2.4 if c > 0.04045 else c / 12.92 for c in rgb]
+    matrix = [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+    white = [0.95047, 1.0, 1.08883]
+    x, y, z = (sum(m * c for m, c in zip(row, linear)) / w for row, w in zip(matrix, white))
+    f = [t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29 for t in (x, y, z)]
+    L = 116 * f[1] - 16 if y > (6 / 29) ** 3 else 903.3 * y
+    return L, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+@pytest.mark.parametrize('rgb', [(1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (0.5, 0.5, 0.5), (1.0, 0.0, 0.0),
+                                 (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0), (0.0, 1.0, 1.0),
+                                 (1.0, 0.0, 1.0)])
+def test_against_the_cie_formulas(rgb):
+    torch.testing.assert_close(lab.rgb_to_lab(pixel(rgb)), pixel(cie_lab(rgb)), rtol=0, atol=1e-3)
