@@ -55,6 +55,8 @@ class BaseModel:
             self.load_networks(self.checkpoint_prefix(opt))
         self.print_networks(opt.verbose)
         keep_freed_memory()
+        if self.device.type == 'cuda':
+            torch.backends.cudnn.benchmark = True  # image sizes rarely change: time cuDNN's algorithms once
         for net in self.networks():
             if opt.channels_last:
                 net.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same tensors

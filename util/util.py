@@ -90,7 +90,8 @@ def keep_freed_memory(keep=True):
     A training iteration frees and allocates the same large buffers every time. glibc returns buffers
     over 32 MB (a U-Net weight's gradient is 33 MB) to the kernel at once, and the next allocation then
     pays a page fault for every 4 kB of fresh zeroed memory: 4-6% of an iteration on a CPU. keep=False
-    restores glibc's defaults. Peak memory grows by a few percent.
+    restores glibc's defaults. The process keeps its peak memory until it exits (a few percent above
+    what it would otherwise peak at).
     """
     if not sys.platform.startswith('linux'):
         return
@@ -99,5 +100,5 @@ def keep_freed_memory(keep=True):
     except (OSError, AttributeError):  # another C library: nothing to tune
         return
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    mallopt(M_MMAP_MAX, 0 if keep else 65536)
-    mallopt(M_TRIM_THRESHOLD, 2 ** 30 if keep else 128 * 1024)
+    mallopt(M_MMAP_MAX, 0 if keep else 65536)  # 0: large buffers come from the heap too, and return to it
+    mallopt(M_TRIM_THRESHOLD, -1 if keep else 128 * 1024)  # -1: never shrink the heap
