@@ -212,8 +212,8 @@ def validate(opt):
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '
                        f'larger than the image it is cut from; set --load_size to at least {opt.crop_size}'))
     if opt.amp == 'fp16' and not opt.device.startswith('cuda'):
-        checks.append((False, f'--amp fp16 needs CUDA (--device is {opt.device}): float16 training relies on a '
-                              f'gradient scaler and is slow on CPUs; use --amp bf16 there'))
+        checks.append((False, f'--amp fp16 needs CUDA (--device is {opt.device}): CPUs run float16 slowly; '
+                              f'use --amp bf16 there (fast on CPUs with AVX512-BF16 or AMX)'))
     if opt.amp == 'bf16' and opt.device.startswith('cuda'):
         checks.append((torch.cuda.is_bf16_supported(), f'--amp bf16: {opt.device} has no bfloat16 support; use --amp fp16'))
     if opt.compile and opt.device == 'cpu' and not shutil.which(os.environ.get('CXX', 'g++')):

@@ -215,6 +215,8 @@ def machine():
                 cpu_capability=torch.backends.cpu.get_cpu_capability(), python=platform.python_version())
     if torch.cuda.is_available():
         info['gpu'] = torch.cuda.get_device_name()
+    if hasattr(os, 'getloadavg'):
+        info['load_average_at_start'] = round(os.getloadavg()[0], 2)
     return info
 
 
@@ -255,6 +257,10 @@ def main(argv=None):
     results = dict(machine=machine(), command=' '.join(['python', 'scripts/benchmark.py'] + (argv or sys.argv[1:])),
                    settings=dict(iters=args.iters, warmup=args.warmup, ngf=args.ngf, ndf=args.ndf),
                    peak_gflops={}, results=[])
+    if results['machine'].get('load_average_at_start', 0) > 0.5 and 'cpu' in args.devices:
+        print(f'warning: load average {results["machine"]["load_average_at_start"]}: other processes are running, so '
+              f'CPU timings will be slow and noisy (torch waits for descheduled threads); use a quiet machine, '
+              f'or --threads set to the idle cores', file=sys.stderr)
     for device in args.devices:
         dtypes = {'fp32': torch.float32, 'bf16': torch.bfloat16}
         if device.startswith('cuda'):

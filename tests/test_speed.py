@@ -268,3 +268,25 @@ def test_benchmark_quick_writes_the_figures(tmp_path):
     flops = {(r['size'], r['batch']): r['gflop_per_iter'] for r in rows if r['variant'] == 'fp32'}
     assert flops[(32, 2)] == pytest.approx(2 * flops[(32, 1)], rel=0.01)  # FLOPs grow with the batch
     assert 'speedup' in result.stdout and 'GFLOP/s' in result.stdout  # the printed table
+
+
+def test_gradient_scaler_wiring_takes_the_unscaled_steps(tmp_path):
+    # --amp fp16 needs CUDA, but its scaler's wiring (losses scaled before backward, gradients unscaled
+    # before each step, one update per iteration) runs on the CPU too: with a power-of-two scale and
+    # float32 it must give the same steps as no scaler.
+    states = []
+    for scaled in (False, True):
+        model = tiny_model(tmp_path)
+        if scaled:
+            model.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 12)
+        for step in range(3):
+            model.set_input(random_pair(seed=step))
+            torch.manual_seed(step)
+            model.optimize_parameters()
+        moments = [model.optimizers[i].state[p]['exp_avg'] for i, net in enumerate((model.netG, model.netD))
+                   for p in net.parameters()]  # Adam's running mean of the gradients: unscaled or 4096x
+        states.append({**model.netG.state_dict(), **{'D.' + k: v for k, v in model.netD.state_dict().items()},
+                       **{f'exp_avg.{i}': m for i, m in enumerate(moments)}})
+    assert model.scaler.get_scale() == 2.0 ** 12  # no inf/NaN seen, so no step skipped
+    for key, value in states[0].items():
+        torch.testing.assert_close(states[1][key], value, rtol=1e-5, atol=1e-6)
