@@ -6,8 +6,9 @@
 
 Every epoch walks the data once; every iteration updates D, then G (models/pix2pix_model.py).
 Losses are printed (and plotted in visdom and on checkpoints/NAME/web/index.html) every --print_freq
-samples, visuals shown and saved every --display_freq, the latest
-checkpoint every --save_latest_freq, and numbered checkpoints every --save_epoch_freq epochs.
+samples, visuals shown and saved every --display_freq, the latest checkpoint (with everything needed
+to resume exactly, util/training_state.py) every --save_latest_freq, and numbered checkpoints every
+--save_epoch_freq epochs.
 """
 import random
 import time
