@@ -153,3 +153,32 @@ def test_continue_from_weights_alone_without_a_state_file(setup):
     assert 'only the network weights are loaded; the optimizers start afresh at --epoch_count 5' in result.stdout
     assert 'End of epoch 5 / 5' in result.stdout and (folder / '5_net_G.pth').exists()
     assert training_state.load(str(folder / training_state.STATE_FILE))['epoch'] == 5
+
+
+def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
+    # --amp fp16 needs CUDA; the GradScaler's state round trip is the same on the CPU.
+    import torch
+
+    from models import create_model
+    from options.train_options import TrainOptions
+    from tests.datagen import TINY_NET, make_aligned_pairs
+    from util.training_state import TrainingState
+
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32, phases=('train',))
+    argv = ['--dataroot', data, '--name', 'scale', '--checkpoints_dir', str(tmp_path), *TINY_NET, '--seed', '0']
+
+    def model_and_state(extra):
+        opt = TrainOptions().parse(argv + extra)
+        state = TrainingState(opt)
+        model = create_model(opt)
+        model.setup(opt)
+        model.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)
+        return model, state
+
+    model, state = model_and_state([])
+    model.scaler.scale(torch.ones(()))
+    model.scaler.update(new_scale=1024.0)  # as after some steps with inf gradients
+    state.save(model, 1, 0, 0, torch.zeros(()))
+    resumed, resumed_state = model_and_state(['--continue_train'])
+    resumed_state.start(resumed)
+    assert resumed.scaler.get_scale() == 1024.0

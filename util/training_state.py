@@ -106,6 +106,8 @@ class TrainingState:
                 optimizer.load_state_dict(state)
             for scheduler, state in zip(model.schedulers, saved['schedulers']):
                 scheduler.load_state_dict(state)
+            if saved.get('grad_scaler'):  # --amp fp16: the loss scale it had found, not the default again
+                model.scaler.load_state_dict(saved['grad_scaler'])
             self.apply_typed_optimizer_options(model)
             self.epoch, self.epoch_iter, self.total_iters = saved['epoch'], saved['epoch_iter'], saved['total_iters']
             self.l1_sum, self.saved_iters = saved['l1_sum'], saved['total_iters']
@@ -180,6 +182,7 @@ class TrainingState:
                              for name in model.model_names},
                 'optimizers': [optimizer.state_dict() for optimizer in model.optimizers],
                 'schedulers': [scheduler.state_dict() for scheduler in model.schedulers],
+                'grad_scaler': model.scaler.state_dict(),  # empty unless --amp fp16
                 'options': json.dumps(options_dict(self.opt), sort_keys=True),
                 'rng': states,
             }, self.path)
