@@ -54,7 +54,9 @@ def run_in_terminal(script, *args):
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))
     process = subprocess.Popen([PYTHON, os.path.join(REPO, script), *map(str, args)], cwd=REPO,
                                stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
-                               env=dict(os.environ, OMP_NUM_THREADS='1'))
+                               # Redraw the bar on every step: with tqdm's default 0.1 s, an epoch of these
+                               # tiny steps can end before a redraw, and the bar still shows 0/4 and ?it/s.
+                               env=dict(os.environ, OMP_NUM_THREADS='1', TQDM_MININTERVAL='0'))
     os.close(terminal)
     shown = b''
     while True:
