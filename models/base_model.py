@@ -53,6 +53,11 @@ class BaseModel:
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.is_train or opt.continue_train:
             self.load_networks(self.checkpoint_prefix(opt))
+        if not self.is_train:
+            for net in self.networks():
+                networks.normalize_each_image(net)
+                if self.amp_dtype is not None:
+                    networks.cast_convolutions(net, self.amp_dtype)
         self.print_networks(opt.verbose)
         keep_freed_memory()
         if self.device.type == 'cuda':

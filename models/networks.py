@@ -27,7 +27,7 @@ def get_norm_layer(norm_type='instance'):
     so its checkpoints hold no norm keys.
     """
     if norm_type == 'batch':
-        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+        return functools.partial(BatchNorm2d, affine=True, track_running_stats=True)
     if norm_type == 'syncbatch':
         return functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True)
     if norm_type == 'instance':
@@ -35,6 +35,34 @@ def get_norm_layer(norm_type='instance'):
     if norm_type == 'none':
         return lambda num_features: Identity()
     raise ValueError(f'normalization layer [{norm_type}] is not supported; choose from {", ".join(NORMS)}')
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """nn.BatchNorm2d (same parameters, same checkpoints) that can take its training-mode statistics per
+    image: with each_image set, every image is normalised as a batch of one would be. test.py sets it, so
+    that the paper's train-mode testing gives each image the same output whatever --batch_size groups it
+    with (running statistics are then left as they are)."""
+    each_image = False
+
+    def forward(self, x):
+        if self.training and self.each_image:
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True, eps=self.eps)
+        return super().forward(x)
+
+
+def normalize_each_image(net):
+    for module in net.modules():
+        if isinstance(module, BatchNorm2d):
+            module.each_image = True
+
+
+def cast_convolutions(net, dtype):
+    """Store the convolutions' weights and biases in dtype. For inference under autocast to that dtype,
+    which would otherwise cast every weight again on every forward pass; the outputs stay the same up to
+    the dtype's rounding. Normalisation layers keep float32, as autocast leaves them."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            module.to(dtype)
 
 
 def uses_bias(norm_layer):

@@ -254,19 +254,23 @@ class Browser:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def evaluate(url_or_file, expression, wait_for=None, timeout=30.0):
-    """Open the page, wait until wait_for (a JS expression) is truthy if given, evaluate."""
+@contextlib.contextmanager
+def showing(url_or_file, wait_for=None, timeout=30.0):
+    """A Browser with the page open, once wait_for (a JS expression) is truthy if given."""
     with Browser(timeout=timeout) as browser:
         browser.open(url_or_file)
         if wait_for:
             browser.wait_for(wait_for)
+        yield browser
+
+
+def evaluate(url_or_file, expression, wait_for=None, timeout=30.0):
+    """Open the page, wait until wait_for (a JS expression) is truthy if given, evaluate."""
+    with showing(url_or_file, wait_for, timeout) as browser:
         return browser.evaluate(expression)
 
 
 def screenshot(url_or_file, path, wait_for=None, timeout=30.0):
     """Save a PNG of the page, after wait_for (a JS expression) is truthy if given."""
-    with Browser(timeout=timeout) as browser:
-        browser.open(url_or_file)
-        if wait_for:
-            browser.wait_for(wait_for)
+    with showing(url_or_file, wait_for, timeout) as browser:
         return browser.screenshot(path)

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 import torch
 
-from tests.http_server import serve_directory
+from tests.servers import http_server
 from util.safe_archive import ArchiveError, UnsafeArchiveError, safe_extract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,6 +56,15 @@ def run_script(script, name, env, cwd):
     return subprocess.run(['bash', script, name], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+def download(script, name, served, env, cwd):
+    """Run a download script for name against a local HTTP server of the folder served; returns the
+    script's result and the server's base URL."""
+    variable = 'PIX2PIX_DATASET_URL' if script == DATASET_SCRIPT else 'PIX2PIX_MODEL_URL'
+    with http_server(served) as server:
+        url = server.url.rstrip('/')
+        return run_script(script, name, dict(env, **{variable: url}), cwd=cwd), url
+
+
 def folder_tree(root):
     return sorted(os.path.relpath(os.path.join(folder, name), root)
                   for folder, folders, files in os.walk(root) for name in folders + files)
@@ -68,11 +77,9 @@ def test_dataset_is_downloaded_and_extracted(tmp_path, env):
     served.mkdir()
     write_tar(served / 'facades.tar.gz', FACADES)
 
-    with serve_directory(served) as url:
-        env['PIX2PIX_DATASET_URL'] = url
-        result = run_script(DATASET_SCRIPT, 'facades', env, cwd=served)
-        assert result.returncode == 0, result.stderr
-        again = run_script(DATASET_SCRIPT, 'facades', env, cwd=served)
+    result, url = download(DATASET_SCRIPT, 'facades', served, env, cwd=served)
+    assert result.returncode == 0, result.stderr
+    again, _ = download(DATASET_SCRIPT, 'facades', served, env, cwd=served)
 
     datasets = tmp_path / 'datasets'
     assert (datasets / 'facades' / 'train' / '1.jpg').read_bytes() == b'train image'
@@ -82,9 +89,7 @@ def test_dataset_is_downloaded_and_extracted(tmp_path, env):
 
 
 def test_missing_dataset_leaves_nothing(tmp_path, env):
-    with serve_directory(tmp_path) as url:
-        env['PIX2PIX_DATASET_URL'] = url
-        result = run_script(DATASET_SCRIPT, 'maps', env, cwd=tmp_path)
+    result, url = download(DATASET_SCRIPT, 'maps', tmp_path, env, cwd=tmp_path)
     assert result.returncode != 0
     assert f'{url}/maps.tar.gz' in result.stderr
     assert not (tmp_path / 'datasets').exists()
@@ -97,9 +102,7 @@ def test_truncated_dataset_leaves_nothing(tmp_path, env):
     (served / 'facades.tar.gz').write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
     (tmp_path / 'datasets').mkdir()
 
-    with serve_directory(served) as url:
-        env['PIX2PIX_DATASET_URL'] = url
-        result = run_script(DATASET_SCRIPT, 'facades', env, cwd=tmp_path)
+    result, url = download(DATASET_SCRIPT, 'facades', served, env, cwd=tmp_path)
 
     assert result.returncode != 0
     assert 'nothing was extracted' in result.stderr
@@ -119,9 +122,7 @@ def test_unsafe_dataset_archive_is_refused(tmp_path, env, evil):
     served.mkdir()
     write_tar(served / 'facades.tar.gz', FACADES + [(info, data)])
 
-    with serve_directory(served) as url:
-        env['PIX2PIX_DATASET_URL'] = url
-        result = run_script(DATASET_SCRIPT, 'facades', env, cwd=served)
+    result, url = download(DATASET_SCRIPT, 'facades', served, env, cwd=served)
 
     assert result.returncode != 0
     assert 'nothing was extracted' in result.stderr
@@ -157,9 +158,7 @@ def test_model_lands_where_test_py_looks(tmp_path, env):
     served.mkdir()
     state = save_state_dict(served / 'facades_label2photo.pth')
 
-    with serve_directory(served) as url:
-        env['PIX2PIX_MODEL_URL'] = url
-        result = run_script(MODEL_SCRIPT, 'facades_label2photo', env, cwd=served)
+    result, url = download(MODEL_SCRIPT, 'facades_label2photo', served, env, cwd=served)
 
     assert result.returncode == 0, result.stderr
     checkpoints = tmp_path / 'checkpoints'
@@ -182,9 +181,7 @@ def test_corrupt_model_is_refused_and_the_old_one_kept(tmp_path, env, served_byt
     previous.parent.mkdir(parents=True)
     previous.write_bytes(b'an earlier download')
 
-    with serve_directory(served) as url:
-        env['PIX2PIX_MODEL_URL'] = url
-        result = run_script(MODEL_SCRIPT, 'sat2map', env, cwd=tmp_path)
+    result, url = download(MODEL_SCRIPT, 'sat2map', served, env, cwd=tmp_path)
 
     assert result.returncode != 0
     assert 'not a loadable PyTorch state_dict' in result.stderr
@@ -193,9 +190,7 @@ def test_corrupt_model_is_refused_and_the_old_one_kept(tmp_path, env, served_byt
 
 
 def test_missing_model_leaves_nothing(tmp_path, env):
-    with serve_directory(tmp_path) as url:
-        env['PIX2PIX_MODEL_URL'] = url
-        result = run_script(MODEL_SCRIPT, 'day2night', env, cwd=tmp_path)
+    result, url = download(MODEL_SCRIPT, 'day2night', tmp_path, env, cwd=tmp_path)
     assert result.returncode != 0
     assert f'{url}/day2night.pth' in result.stderr
     assert not (tmp_path / 'checkpoints').exists()
@@ -315,9 +310,7 @@ def test_downloaded_reference_generator_runs_in_test_py_with_no_architecture_fla
     served = tmp_path / 'served'
     served.mkdir()
     torch.save(net.state_dict(), served / 'facades_label2photo.pth')
-    with serve_directory(served) as url:
-        env['PIX2PIX_MODEL_URL'] = url
-        assert run_script(MODEL_SCRIPT, 'facades_label2photo', env, cwd=served).returncode == 0
+    assert download(MODEL_SCRIPT, 'facades_label2photo', served, env, cwd=served)[0].returncode == 0
     labels = tmp_path / 'labels'
     labels.mkdir()
     Image.new('RGB', (64, 64), (200, 30, 30)).save(labels / 'red.png')

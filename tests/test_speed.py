@@ -13,6 +13,7 @@ from PIL import Image
 from data import create_dataloader
 from data.base_dataset import pil_to_tensor
 from models import create_model, networks
+from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, run
 
@@ -190,6 +191,54 @@ def test_unet_keeps_the_reference_layout():
     assert isinstance(net.model.model[0], torch.nn.Conv2d) and type(net.model.model[0]).__name__ == 'Conv2d'
     assert type(net.model.model[3]).__name__ == 'ConvTranspose2d'
     assert net.state_dict()['model.model.1.model.1.weight'].shape == (16, 8, 4, 4)  # reference key names
+
+
+def saved_tiny_generator(tmp_path, *extra):
+    """A test-phase model (what test.py builds) around a freshly saved tiny generator."""
+    tiny_model(tmp_path, *extra).save_networks('latest')
+    opt = TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'speed', '--checkpoints_dir', str(tmp_path),
+                               '--device', 'cpu', '--load_size', '32', '--crop_size', '32', *map(str, extra)])
+    model = create_model(opt)
+    model.setup(opt)
+    return model
+
+
+def test_train_mode_testing_gives_each_image_the_same_output_in_any_batch(tmp_path):
+    model = saved_tiny_generator(tmp_path, '--no_dropout')
+    assert model.netG.training  # the paper's test mode: batch statistics
+    batch = random_pair(batch=3, size=32)
+    model.set_input(batch)
+    model.test()
+    together = model.fake_B.clone()
+    for i in range(3):
+        model.set_input({key: value[i:i + 1] for key, value in batch.items()})
+        model.test()
+        assert torch.allclose(model.fake_B, together[i:i + 1], atol=1e-5), i
+    # Training still normalises by the statistics of the whole batch.
+    trainer = tiny_model(tmp_path, '--no_dropout')
+    assert not any(m.each_image for m in trainer.netG.modules() if isinstance(m, networks.BatchNorm2d))
+
+
+def test_bf16_testing_casts_the_convolutions_once_and_gives_the_same_images(tmp_path):
+    model = saved_tiny_generator(tmp_path, '--no_dropout', '--amp', 'bf16')
+    convs = [m for m in model.netG.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and all(p.dtype == torch.bfloat16 for m in convs for p in m.parameters())
+    norms = [m for m in model.netG.modules() if isinstance(m, networks.BatchNorm2d)]
+    assert norms and all(p.dtype == torch.float32 for m in norms for p in m.parameters())
+    model.set_input(random_pair(batch=2, size=32))
+    model.test()
+    cast_once = model.fake_B.float()
+    # The same forward with float32 weights, cast by autocast on the fly: the same 8-bit images.
+    stored = torch.load(tmp_path / 'speed' / 'latest_net_G.pth', weights_only=True)
+    assert all(v.dtype == torch.float32 for v in stored.values() if v.is_floating_point())  # file untouched
+    model.netG.float().load_state_dict(stored)
+    model.test()
+    assert (eight_bit(cast_once) - eight_bit(model.fake_B)).abs().max() <= 2
+
+
+def eight_bit(image):
+    """The 0..255 levels util.tensor2im saves an image in -1..1 as."""
+    return ((image.float() + 1) * 127.5).round()
 
 
 # ----------------------------------------------------------------------------------------------
