@@ -107,8 +107,10 @@ def infer_generator_options(state):
     for netG in names:
         for norm in ('batch', 'instance', 'none'):
             for no_dropout in (False, True):
+                # Only shapes are compared: no memory, no initialisation (on 'meta', init_weights's normal_
+                # would import torch._dynamo, 1.3 s).
                 with torch.device('meta'):
-                    net = networks.define_G(input_nc, output_nc, ngf, netG, norm, not no_dropout)
+                    net = networks.define_G(input_nc, output_nc, ngf, netG, norm, not no_dropout, init_type=None)
                 if shape_signature(net.state_dict()) == signature:
                     return dict(input_nc=input_nc, output_nc=output_nc, ngf=ngf, netG=netG, norm=norm,
                                 no_dropout=no_dropout if netG.startswith('resnet_') else None)

@@ -153,7 +153,8 @@ def define_G(input_nc, output_nc, ngf, netG, norm='batch', use_dropout=False, in
     else:
         raise ValueError(f'generator [{netG}] is not recognized; choose unet_128, unet_256 (unet_N, N a power '
                          f'of two >= 16), resnet_6blocks or resnet_9blocks')
-    return init_weights(net, init_type, init_gain)
+    # init_type None keeps torch's default initialisation: for a network whose weights are loaded next.
+    return init_weights(net, init_type, init_gain) if init_type else net
 
 
 class ResnetGenerator(nn.Module):
