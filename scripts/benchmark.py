@@ -8,8 +8,10 @@ For each device and setting (the paper's 256x256 at batch 1, then batch 4 and 16
 128 and 512 at batch 1) it builds the pix2pix model once per variant and times, round by round, one
 training iteration (optimize_parameters: G forward, D step, G step) of every variant in turn, so that a
 machine busy with other work slows them all alike; medians are reported. Test speed is model.test(), the
-generator's forward pass exactly as test.py runs it. The data are random tensors: loading is timed apart
-(--dataroot) as images per second of the DataLoader, to compare with the training rate.
+generator's forward pass under inference_mode, run on the training model; test.py's own preparation of
+its generator (bf16 weights stored once under --amp, about 14% faster) is not in it, and test.py is timed
+end to end in docs/performance.md. The data are random tensors: loading is timed apart (--dataroot) as
+images per second of the DataLoader, to compare with the training rate.
 
 Variants: 'baseline' runs as the reference implementation does (every convolution through oneDNN,
 torch's default for-loop Adam, glibc's default allocator settings); 'fp32' is this implementation's default; then --amp bf16 and the
