@@ -29,7 +29,7 @@ def get_norm_layer(norm_type='instance'):
     if norm_type == 'batch':
         return functools.partial(BatchNorm2d, affine=True, track_running_stats=True)
     if norm_type == 'syncbatch':
-        return functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True)
+        return functools.partial(SyncBatchNorm, affine=True, track_running_stats=True)
     if norm_type == 'instance':
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
     if norm_type == 'none':
@@ -37,8 +37,8 @@ def get_norm_layer(norm_type='instance'):
     raise ValueError(f'normalization layer [{norm_type}] is not supported; choose from {", ".join(NORMS)}')
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """nn.BatchNorm2d (same parameters, same checkpoints) that can take its training-mode statistics per
+class EachImageStatistics:
+    """Batch norm (same parameters, same checkpoints) that can take its training-mode statistics per
     image: with each_image set, every image is normalised as a batch of one would be. test.py sets it, so
     that the paper's train-mode testing gives each image the same output whatever --batch_size groups it
     with (running statistics are then left as they are)."""
@@ -50,9 +50,17 @@ class BatchNorm2d(nn.BatchNorm2d):
         return super().forward(x)
 
 
+class BatchNorm2d(EachImageStatistics, nn.BatchNorm2d):
+    pass
+
+
+class SyncBatchNorm(EachImageStatistics, nn.SyncBatchNorm):
+    pass
+
+
 def normalize_each_image(net):
     for module in net.modules():
-        if isinstance(module, BatchNorm2d):
+        if isinstance(module, EachImageStatistics):
             module.each_image = True
 
 

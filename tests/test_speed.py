@@ -219,6 +219,18 @@ def test_train_mode_testing_gives_each_image_the_same_output_in_any_batch(tmp_pa
     assert not any(m.each_image for m in trainer.netG.modules() if isinstance(m, networks.BatchNorm2d))
 
 
+def test_a_syncbatch_generator_also_normalises_each_image_at_test_time():
+    # Trained with --norm syncbatch on GPUs, tested on a CPU outside any process group.
+    torch.manual_seed(0)
+    net = networks.define_G(3, 3, 8, 'unet_32', 'syncbatch', use_dropout=False)
+    networks.normalize_each_image(net)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.inference_mode():
+        together = net(x)
+        for i in range(3):
+            assert torch.allclose(net(x[i:i + 1]), together[i:i + 1], atol=1e-5), i
+
+
 def test_bf16_testing_casts_the_convolutions_once_and_gives_the_same_images(tmp_path):
     model = saved_tiny_generator(tmp_path, '--no_dropout', '--amp', 'bf16')
     convs = [m for m in model.netG.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
