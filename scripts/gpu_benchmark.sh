@@ -7,8 +7,8 @@
 #
 # About 5 minutes on a recent GPU, most of it torch.compile's first calls (reported as first_call_s).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
+cd "$REPO_ROOT"
 OUT=${1:-gpu_benchmark.json}
 
 if ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then

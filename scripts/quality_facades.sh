@@ -14,14 +14,7 @@
 #   --lambda_GAN 0 (the L1-only baseline) or --seed 1. PYTHON=... overrides the interpreter.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ -n "${PYTHON:-}" ]; then
-    python="$PYTHON"
-elif [ -x "$root/.venv/bin/python" ]; then
-    python="$root/.venv/bin/python"
-else
-    python=python3
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 
 usage() { sed -n '6,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
@@ -59,7 +52,7 @@ mkdir -p "$checkpoints_dir" "$results_dir"
 dataroot="$(cd "$dataroot" && pwd)"
 checkpoints_dir="$(cd "$checkpoints_dir" && pwd)"
 results_dir="$(cd "$results_dir" && pwd)"
-cd "$root"
+cd "$REPO_ROOT"
 
 images=$(find "$dataroot/train" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | wc -l)
 [ "$images" -gt 0 ] || { echo "error: no images in $dataroot/train" >&2; exit 2; }
@@ -85,7 +78,7 @@ load_before="$(uptime)"
 start=$(date +%s.%N)
 if [ -n "$untrained" ]; then
     # The freshly initialised networks, saved as train.py would save them.
-    "$python" - "${train_opts[@]}" <<'PY'
+    "$PYTHON" - "${train_opts[@]}" <<'PY'
 import sys
 import torch
 from models import create_model
@@ -95,7 +88,7 @@ torch.manual_seed(opt.seed)
 create_model(opt).save_networks('latest')
 PY
 else
-    "$python" train.py "${train_opts[@]}"
+    "$PYTHON" train.py "${train_opts[@]}"
 fi
 end=$(date +%s.%N)
 load_after="$(uptime)"
@@ -103,11 +96,11 @@ load_after="$(uptime)"
 # Test on the whole 256x256 images resized to 128x128 (no crop, no flip), in both BatchNorm/dropout modes.
 for mode in train eval; do
     flag=(); [ "$mode" = eval ] && flag=(--eval)
-    "$python" test.py "${common[@]}" --load_size 128 --crop_size 128 --results_dir "$results_dir/${mode}_mode" \
+    "$PYTHON" test.py "${common[@]}" --load_size 128 --crop_size 128 --results_dir "$results_dir/${mode}_mode" \
         "${flag[@]}"
 done
 
-"$python" - "$results_dir" "$name" "$start" "$end" "$untrained" "$load_before" "$load_after" <<'PY'
+"$PYTHON" - "$results_dir" "$name" "$start" "$end" "$untrained" "$load_before" "$load_after" <<'PY'
 import json
 import os
 import sys
