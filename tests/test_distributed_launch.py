@@ -18,6 +18,7 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, run
 from tests.servers import Process
+from util import distributed
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), 'torchrun')
 LAUNCH_GUARD = 180  # seconds: only a hang gets near it
@@ -82,14 +83,44 @@ def test_a_rank_that_fails_ends_every_process_in_seconds(tmp_path):
         image.write_bytes(image.read_bytes()[:60])
         codes = [p.popen.wait(LAUNCH_GUARD) for p in ranks]
     assert codes[1] == 1 and 'cannot read image' in ranks[1].log() and '001.png' in ranks[1].log()
-    assert codes[0] != 0
+    assert codes[0] != 0 and 'error: process 0 of 2 stopped: an exchange with the other processes' in ranks[0].log()
+    assert 'an exchange with the other processes' not in ranks[1].log()  # its own error, told as it is
 
 
 def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path):
     with two_ranks_training(tmp_path, dist_timeout=5) as ranks:
         os.kill(ranks[1].pid, signal.SIGSTOP)  # alive but silent, as a rank stuck in a driver or on a dead node
         code = ranks[0].popen.wait(LAUNCH_GUARD)
-    assert code != 0 and 'Timed out' in ranks[0].log()
+    # gloo words a timeout in several ways; the explanation after the traceback is ours
+    assert code != 0 and 'error: process 0 of 2 stopped: an exchange with the other processes failed' in ranks[0].log()
+    assert '--dist_timeout 5 s' in ranks[0].log()
+
+
+def raised_in(filename, error):
+    """(type, error, traceback) of error raised from code that claims to live in filename."""
+    try:
+        exec(compile('raise error', filename, 'exec'), {'error': error})
+    except type(error) as e:
+        return type(e), e, e.__traceback__
+
+
+@pytest.mark.parametrize('filename, error, explained', [
+    # gloo's timeout inside DDP's buffer broadcast: a plain RuntimeError, no gloo in its text
+    (os.path.join(os.path.dirname(torch.nn.parallel.__file__), 'distributed.py'),
+     RuntimeError('Application timeout caused pair closure'), True),
+    # from the C++ reducer in backward(): no Python frame of torch.distributed, gloo's path in the text
+    (__file__, RuntimeError('[../gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 5000ms'), True),
+    (__file__, torch.distributed.DistBackendError('NCCL communicator was aborted'), True),
+    (__file__, RuntimeError('mat1 and mat2 shapes cannot be multiplied'), False),  # a process's own error
+])
+def test_errors_from_exchanges_are_explained_after_the_traceback(filename, error, explained, capsys, monkeypatch):
+    monkeypatch.setattr(sys, 'excepthook', sys.__excepthook__)
+    distributed.explain_failed_exchanges(1, 4, 30)
+    sys.excepthook(*raised_in(filename, error))
+    printed = capsys.readouterr().err
+    assert str(error) in printed and 'Traceback' in printed
+    assert ('error: process 1 of 4 stopped: an exchange with the other processes failed' in printed) == explained
+    assert ('--dist_timeout 30 s' in printed) == explained
 
 
 def test_a_group_that_cannot_form_times_out_with_a_clear_message(tmp_path):

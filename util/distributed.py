@@ -9,6 +9,8 @@ them (plain `python train.py`) there is one process and every function here does
 import builtins
 import datetime
 import os
+import sys
+import traceback
 
 import torch
 import torch.distributed as dist
@@ -49,6 +51,7 @@ def setup(opt):
                          f'{str(e).strip().splitlines()[0]}\nStart all {world_size} processes (the same torchrun '
                          f'command on every machine) and check that they reach each other.')
     print_on_main_only(rank == 0)
+    explain_failed_exchanges(rank, world_size, opt.dist_timeout)
     print(f'training on {world_size} process(es) ({backend}), --batch_size {opt.batch_size} each: '
           f'{opt.batch_size * world_size} images per step')
     return rank, world_size
@@ -59,6 +62,27 @@ def print_on_main_only(is_main_process):
     stderr and still show on every rank."""
     if not is_main_process:
         builtins.print = lambda *args, **kwargs: None
+
+
+def explain_failed_exchanges(rank, world_size, timeout):
+    """After the traceback of an error from an exchange with the other processes (DDP's gradient exchange
+    in backward(), its buffer broadcast in forward(), a barrier), say what it means. gloo words it in many
+    ways ('Timed out waiting', 'Connection closed by peer', 'Application timeout caused pair closure'),
+    often as a plain RuntimeError, and none names the likely cause: another process died or stalled, and
+    its own log has the reason."""
+    torch_exchange_code = tuple(os.path.dirname(m.__file__) + os.sep for m in (dist, torch.nn.parallel))
+    print_traceback = sys.excepthook  # torch's, which marks each line with the rank
+
+    def excepthook(kind, error, tb):
+        print_traceback(kind, error, tb)
+        message = str(error).strip()
+        raised_in_exchange = any(frame.filename.startswith(torch_exchange_code) for frame in traceback.extract_tb(tb))
+        if raised_in_exchange or isinstance(error, dist.DistError) or '/gloo/' in message or 'NCCL' in message:
+            print(f'error: process {rank} of {world_size} stopped: an exchange with the other processes failed '
+                  f'({message.splitlines()[0] if message else kind.__name__}). Another process died or stalled '
+                  f'(a process waits at most --dist_timeout {timeout:g} s); its log has the cause. torchrun '
+                  f'names the process that failed first.', file=sys.stderr, flush=True)
+    sys.excepthook = excepthook
 
 
 def is_main():
