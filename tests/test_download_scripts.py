@@ -88,11 +88,15 @@ def test_dataset_is_downloaded_and_extracted(tmp_path, env):
     assert again.returncode == 0 and 'already exists' in again.stdout
 
 
-def test_missing_dataset_leaves_nothing(tmp_path, env):
-    result, url = download(DATASET_SCRIPT, 'maps', tmp_path, env, cwd=tmp_path)
+@pytest.mark.parametrize('script, name, file, folder', [
+    (DATASET_SCRIPT, 'maps', 'maps.tar.gz', 'datasets'),
+    (MODEL_SCRIPT, 'day2night', 'day2night.pth', 'checkpoints'),
+])
+def test_a_file_missing_on_the_server_leaves_nothing(tmp_path, env, script, name, file, folder):
+    result, url = download(script, name, tmp_path, env, cwd=tmp_path)  # the server has nothing: a 404
     assert result.returncode != 0
-    assert f'{url}/maps.tar.gz' in result.stderr
-    assert not (tmp_path / 'datasets').exists()
+    assert f'{url}/{file}' in result.stderr
+    assert not (tmp_path / folder).exists()
 
 
 def test_truncated_dataset_leaves_nothing(tmp_path, env):
@@ -187,13 +191,6 @@ def test_corrupt_model_is_refused_and_the_old_one_kept(tmp_path, env, served_byt
     assert 'not a loadable PyTorch state_dict' in result.stderr
     assert previous.read_bytes() == b'an earlier download'
     assert folder_tree(tmp_path / 'checkpoints') == ['sat2map_pretrained', 'sat2map_pretrained/latest_net_G.pth']
-
-
-def test_missing_model_leaves_nothing(tmp_path, env):
-    result, url = download(MODEL_SCRIPT, 'day2night', tmp_path, env, cwd=tmp_path)
-    assert result.returncode != 0
-    assert f'{url}/day2night.pth' in result.stderr
-    assert not (tmp_path / 'checkpoints').exists()
 
 
 def test_unknown_model_lists_the_valid_names(tmp_path, env):
