@@ -135,8 +135,6 @@ def test_compile_flag_compiles_both_networks_in_place(tmp_path):
         assert not any('_orig_mod' in k for k in net.state_dict())  # keys unchanged, checkpoints as usual
 
 
-@pytest.mark.skipif(not os.environ.get('RUN_SLOW'), reason='torch.compile of G and D takes 60-90 s on a 2-core CPU '
-                    'with a cold cache (2-3 s warm); RUN_SLOW=1 runs it')
 def test_compiled_model_trains_and_matches_eager(tmp_path):
     losses = []
     for flags in ((), ('--compile',)):
