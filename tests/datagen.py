@@ -1,9 +1,11 @@
 """Tiny generated datasets for tests (users don't have facades; the suite makes its own data)."""
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +27,10 @@ def make_aligned_pairs(root, count=4, size=32, phases=('train', 'test'), seed=0)
             Image.fromarray(np.concatenate([A, B], axis=1)).save(os.path.join(root, phase, f'{i:03d}.png'))
     return root
 
+
+# What train.py checks before --compile on the CPU (options/base_options.py); .ci/run installs g++.
+needs_cxx = pytest.mark.skipif(not shutil.which(os.environ.get('CXX', 'g++')),
+                               reason='torch.compile on the CPU needs a C++ compiler: apt-get install g++')
 
 TINY_NET = ['--netG', 'unet_32', '--ngf', '8', '--ndf', '8', '--load_size', '32', '--crop_size', '32',
             '--display_id', '0', '--num_threads', '0']

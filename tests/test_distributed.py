@@ -18,7 +18,7 @@ from torch import nn
 
 from models import networks
 from models.base_model import unwrap
-from tests.datagen import REPO, TINY_NET, make_aligned_pairs, run
+from tests.datagen import REPO, TINY_NET, make_aligned_pairs, needs_cxx, run
 
 # Nothing random but the data order (no flip, no dropout, crop = image); --lr_policy step keeps the rate
 # constant, so a run of 2 epochs resumed to 3 follows the same schedule as one run of 3.
@@ -166,6 +166,7 @@ def test_logged_losses_are_the_mean_over_ranks(runs):
             assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)
 
 
+@needs_cxx
 def test_compiled_networks_train_under_ddp_like_eager_ones(runs, tmp_path):
     # torch.compile splits a DDP model's graph at its gradient buckets; the run must still take the eager
     # run's steps, end with the same weights on both ranks and save the plain checkpoint format.

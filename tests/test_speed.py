@@ -15,7 +15,7 @@ from data.base_dataset import pil_to_tensor
 from models import create_model, networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, run
+from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, needs_cxx, run
 
 torch.set_num_threads(1)  # other tests share the cores
 
@@ -128,6 +128,7 @@ def test_default_adam_is_fused(tmp_path):
     assert all(o.defaults['fused'] for o in model.optimizers)
 
 
+@needs_cxx
 def test_compile_flag_compiles_both_networks_in_place(tmp_path):
     model = tiny_model(tmp_path, '--compile')
     for net in (model.netG, model.netD):
@@ -135,6 +136,7 @@ def test_compile_flag_compiles_both_networks_in_place(tmp_path):
         assert not any('_orig_mod' in k for k in net.state_dict())  # keys unchanged, checkpoints as usual
 
 
+@needs_cxx
 def test_compiled_model_trains_and_matches_eager(tmp_path):
     losses = []
     for flags in ((), ('--compile',)):
