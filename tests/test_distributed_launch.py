@@ -3,6 +3,7 @@
 Most tests start the ranks as bare processes with torchrun's environment variables (RANK, LOCAL_RANK,
 WORLD_SIZE) meeting through a file, with no launcher to kill the others: each rank must end on its own.
 """
+import builtins
 import contextlib
 import os
 import signal
@@ -104,6 +105,15 @@ def raised_in(filename, error):
         return type(e), e, e.__traceback__
 
 
+def test_ranks_other_than_0_print_errors_only(capsys, monkeypatch):
+    monkeypatch.setattr(builtins, 'print', print)
+    distributed.print_on_main_only(False)
+    print('a loss line')
+    print('a progress line', file=sys.stdout)
+    print('error: a bad image', file=sys.stderr)
+    assert capsys.readouterr() == ('', 'error: a bad image\n')
+
+
 @pytest.mark.parametrize('filename, error, explained', [
     # gloo's timeout inside DDP's buffer broadcast: a plain RuntimeError, no gloo in its text
     (os.path.join(os.path.dirname(torch.nn.parallel.__file__), 'distributed.py'),
@@ -115,6 +125,8 @@ def raised_in(filename, error):
 ])
 def test_errors_from_exchanges_are_explained_after_the_traceback(filename, error, explained, capsys, monkeypatch):
     monkeypatch.setattr(sys, 'excepthook', sys.__excepthook__)
+    monkeypatch.setattr(builtins, 'print', print)
+    distributed.print_on_main_only(False)  # as on rank 1: its print() to stdout is silenced
     distributed.explain_failed_exchanges(1, 4, 30)
     sys.excepthook(*raised_in(filename, error))
     printed = capsys.readouterr().err

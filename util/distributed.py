@@ -58,10 +58,15 @@ def setup(opt):
 
 
 def print_on_main_only(is_main_process):
-    """Silence print() on every rank but 0, so the console shows each line once. Errors and warnings go to
-    stderr and still show on every rank."""
+    """Silence print() to stdout on every rank but 0, so the console shows each line once. Errors and
+    warnings, printed to stderr, still show on every rank."""
     if not is_main_process:
-        builtins.print = lambda *args, **kwargs: None
+        print_anywhere = builtins.print
+
+        def print_errors_only(*args, file=None, **kwargs):
+            if file is not None and file is not sys.stdout:
+                print_anywhere(*args, file=file, **kwargs)
+        builtins.print = print_errors_only
 
 
 def explain_failed_exchanges(rank, world_size, timeout):
