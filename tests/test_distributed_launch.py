@@ -90,11 +90,11 @@ def test_a_rank_that_fails_ends_every_process_in_seconds(tmp_path):
 
 def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path):
     with two_ranks_training(tmp_path, dist_timeout=5) as ranks:
-        os.kill(ranks[1].pid, signal.SIGSTOP)  # alive but silent, as a rank stuck in a driver or on a dead node
-        code = ranks[0].popen.wait(LAUNCH_GUARD)
-    # gloo words a timeout in several ways; the explanation after the traceback is ours
-    assert code != 0 and 'error: process 0 of 2 stopped: an exchange with the other processes failed' in ranks[0].log()
-    assert '--dist_timeout 5 s' in ranks[0].log()
+        os.kill(ranks[0].pid, signal.SIGSTOP)  # alive but silent, as a rank stuck in a driver or on a dead node
+        code = ranks[1].popen.wait(LAUNCH_GUARD)
+    # gloo words a timeout in several ways; the explanation after the traceback is ours, shown on rank 1 too
+    assert code != 0 and 'error: process 1 of 2 stopped: an exchange with the other processes failed' in ranks[1].log()
+    assert '--dist_timeout 5 s' in ranks[1].log()
 
 
 def raised_in(filename, error):
