@@ -97,14 +97,6 @@ def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path):
     assert '--dist_timeout 5 s' in ranks[1].log()
 
 
-def raised_in(filename, error):
-    """(type, error, traceback) of error raised from code that claims to live in filename."""
-    try:
-        exec(compile('raise error', filename, 'exec'), {'error': error})
-    except type(error) as e:
-        return type(e), e, e.__traceback__
-
-
 def test_ranks_other_than_0_print_errors_only(capsys, monkeypatch):
     monkeypatch.setattr(builtins, 'print', print)
     distributed.print_on_main_only(False)
@@ -112,6 +104,14 @@ def test_ranks_other_than_0_print_errors_only(capsys, monkeypatch):
     print('a progress line', file=sys.stdout)
     print('error: a bad image', file=sys.stderr)
     assert capsys.readouterr() == ('', 'error: a bad image\n')
+
+
+def raised_in(filename, error):
+    """(type, error, traceback) of error raised from code that claims to live in filename."""
+    try:
+        exec(compile('raise error', filename, 'exec'), {'error': error})
+    except type(error) as e:
+        return type(e), e, e.__traceback__
 
 
 @pytest.mark.parametrize('filename, error, explained', [
