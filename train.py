@@ -69,6 +69,7 @@ for epoch in range(state.epoch, last_epoch + 1):
 
         model.set_input(data)
         model.optimize_parameters()
+        model.update_averages()  # --ema_decay: the moving average of G's weights (models/weight_average.py)
         losses = model.get_current_losses()
         l1_sum += losses.get('G_L1', torch.zeros(())) * batch
         state.watch(losses, epoch, total_iters)  # NaN/Inf noted on the device, checked when printing or saving

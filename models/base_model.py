@@ -21,6 +21,7 @@ class BaseModel:
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.loss_names, self.model_names, self.visual_names = [], [], []
         self.optimizers, self.schedulers = [], []
+        self.averages = {}  # name -> WeightAverage of a trained network, saved as <epoch>_net_<name>.pth
         self.image_paths = []
         # --amp: the networks run in bfloat16/float16 inside self.autocast(); weights, gradients, optimizer
         # state and checkpoints stay float32, and losses are computed in float32.
@@ -127,11 +128,17 @@ class BaseModel:
     def network_file(self, prefix, name):
         return os.path.join(self.save_dir, f'{prefix}_net_{name}.pth')
 
+    def update_averages(self):
+        """After each optimizer step: move the weight averages (--ema_decay) towards the new weights."""
+        for average in self.averages.values():
+            average.update()
+
     def save_networks(self, prefix):
-        """Save each network as a plain CPU state_dict, in the reference's file names and format."""
+        """Save each network (and weight average) as a plain CPU state_dict, in the reference's file names
+        and format."""
         os.makedirs(self.save_dir, exist_ok=True)
-        for name in self.model_names:
-            net = unwrap(getattr(self, 'net' + name))
+        nets = [(name, unwrap(getattr(self, 'net' + name))) for name in self.model_names]
+        for name, net in nets + [(name, average.net) for name, average in self.averages.items()]:
             state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}  # as without --channels_last
             atomic_torch_save(state, self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
@@ -142,6 +149,14 @@ class BaseModel:
             path = self.network_file(prefix, name)
             print(f'loading the model from {path}')
             checkpoint.load_into(net, path, self.opt, role=name)
+        for name, average in self.averages.items():  # resuming: the average saved with the weights, if any
+            path = self.network_file(prefix, name)
+            if os.path.exists(path):
+                print(f'loading the weight average from {path}')
+                checkpoint.load_into(average.net, path, self.opt, role=name)
+            else:
+                print(f'no {path}: the weight average starts again from the loaded weights')
+                average.restart()
 
     def print_networks(self, verbose):
         for name in self.model_names:

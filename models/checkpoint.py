@@ -64,7 +64,7 @@ def load_into(net, path, opt, role):
         net.load_state_dict(state, strict=True)
         return
     message = f'checkpoint {path} does not fit the network built from your options.'
-    if role == 'G':
+    if role.startswith('G'):  # G, or G_ema, G_A, ... (--model_suffix)
         saved = infer_generator_options(state)
         if saved:
             diffs = [f'--{k} {fmt(saved[k])} (you have {fmt(getattr(opt, k))})'

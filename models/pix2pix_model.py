@@ -10,6 +10,7 @@ import torch
 
 from models import networks
 from models.base_model import BaseModel
+from models.weight_average import WeightAverage
 
 
 class Pix2PixModel(BaseModel):
@@ -24,15 +25,21 @@ class Pix2PixModel(BaseModel):
                                 help="weight of G's GAN loss; 0 trains G on L1 alone (D still trains, unused)")
             parser.add_argument('--lambda_gp', type=float, default=10.0,
                                 help='weight of the gradient penalty (used with --gan_mode wgangp)')
+            parser.add_argument('--ema_decay', type=float, default=0.0,
+                                help="also keep an exponential moving average of G's weights with this decay "
+                                     '(e.g. 0.999), saved as <epoch>_net_G_ema.pth; test it with '
+                                     'test.py --model_suffix _ema. 0: none (the reference)')
         return parser
 
     def __init__(self, opt):
         super().__init__(opt)
         self.loss_names = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
         self.visual_names = ['real_A', 'fake_B', 'real_B']
-        self.model_names = ['G', 'D'] if self.is_train else ['G']
+        self.model_names = ['G', 'D'] if self.is_train else ['G' + opt.model_suffix]
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                       not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)
+        if not self.is_train:
+            setattr(self, 'netG' + opt.model_suffix, self.netG)  # test.py --model_suffix _ema: the weight average
         if self.is_train:
             # D judges the pair: input and output images stacked on the channel axis.
             self.netD = networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
@@ -44,6 +51,8 @@ class Pix2PixModel(BaseModel):
             self.optimizers = [self.optimizer_G, self.optimizer_D]
             if opt.gan_mode == 'wgangp':
                 self.loss_names.append('D_GP')
+            if opt.ema_decay:
+                self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay)
 
     def set_input(self, data):
         AtoB = self.opt.direction == 'AtoB'

@@ -13,8 +13,6 @@ class TestModel(BaseModel):
         if is_train:
             raise SystemExit('error: --model test is for test.py only; train with --model pix2pix')
         parser.set_defaults(dataset_mode='single', netG='unet_256', norm='batch')
-        parser.add_argument('--model_suffix', type=str, default='',
-                            help='loads <epoch>_net_G[model_suffix].pth (e.g. _A for CycleGAN files)')
         return parser
 
     def __init__(self, opt):

@@ -207,6 +207,9 @@ def validate(opt):
             (opt.lr_policy in networks.LR_POLICIES, f'--lr_policy {opt.lr_policy}: choose from {", ".join(networks.LR_POLICIES)}'),
             (opt.n_epochs >= 0 and opt.n_epochs_decay >= 0, '--n_epochs and --n_epochs_decay must not be negative'),
         ]
+        if hasattr(opt, 'ema_decay'):
+            checks.append((0 <= opt.ema_decay < 1, f'--ema_decay {opt.ema_decay}: give a decay between 0 and 1, '
+                                                   f'e.g. 0.999 (an average over about 1,000 steps), or 0 for none'))
     if 'crop' in opt.preprocess:
         checks.append((opt.crop_size <= opt.load_size,
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '

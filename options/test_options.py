@@ -16,6 +16,9 @@ class TestOptions(BaseOptions):
                             help='how many test images to run (default: all of them; the reference stops at 50)')
         parser.add_argument('--sort_by_metric', choices=('l1', 'psnr', 'ssim'), default=None,
                             help='list the gallery worst first by this metric (default: dataset order)')
+        parser.add_argument('--model_suffix', type=str, default='',
+                            help='load <epoch>_net_G<model_suffix>.pth: _ema for the weight average train.py '
+                                 '--ema_decay saves, _A or _B for CycleGAN files')
         parser.add_argument('--fid_weights', type=str, default=None,
                             help='path of pt_inception-2015-12-05-6726825d.pth (from pytorch-fid\'s releases): '
                                  'also compute FID and KID of the outputs against the targets')

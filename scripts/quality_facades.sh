@@ -10,13 +10,14 @@
 #              the train split: the first epochs at the paper's constant rate, the last half (rounded
 #              down) decaying to zero, e.g. 2000 on 400 images = 3 + 2 epochs
 #   --untrained  skip training and test the freshly initialised generator (a baseline)
+#   With --ema_decay D (e.g. 0.999), the average of the generator's weights is tested too.
 # Other options go to train.py after the paper's settings, so they override them, e.g.
 #   --lambda_GAN 0 (the L1-only baseline) or --seed 1. PYTHON=... overrides the interpreter.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 
-usage() { sed -n '6,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 dataroot="$1"; shift
 iters="${ITERS:-2000}"
@@ -93,26 +94,36 @@ fi
 end=$(date +%s.%N)
 load_after="$(uptime)"
 
-# Test on the whole 256x256 images resized to 128x128 (no crop, no flip), in both BatchNorm/dropout modes.
-for mode in train eval; do
-    flag=(); [ "$mode" = eval ] && flag=(--eval)
-    "$PYTHON" test.py "${common[@]}" --load_size 128 --crop_size 128 --results_dir "$results_dir/${mode}_mode" \
-        "${flag[@]}"
+# Test on the whole 256x256 images resized to 128x128 (no crop, no flip), in both BatchNorm/dropout modes:
+# the trained generator and, when training kept one (--ema_decay), the average of its weights.
+suffixes=("")
+ema="$checkpoints_dir/$name/latest_net_G_ema.pth"
+# Not one left from an earlier run of the same name: saving writes the average after the generator.
+[ -f "$ema" ] && ! [ "$checkpoints_dir/$name/latest_net_G.pth" -nt "$ema" ] && suffixes+=(_ema)
+for suffix in "${suffixes[@]}"; do
+    for mode in train eval; do
+        flag=(); [ "$mode" = eval ] && flag=(--eval)
+        "$PYTHON" test.py "${common[@]}" --load_size 128 --crop_size 128 --model_suffix "$suffix" \
+            --results_dir "$results_dir/${mode}_mode$suffix" "${flag[@]}"
+    done
 done
 
-"$PYTHON" - "$results_dir" "$name" "$start" "$end" "$untrained" "$load_before" "$load_after" <<'PY'
+"$PYTHON" - "$results_dir" "$name" "$start" "$end" "$untrained" "$load_before" "$load_after" "${suffixes[@]}" <<'PY'
 import json
 import os
 import sys
 
-results_dir, name, start, end, untrained, load_before, load_after = sys.argv[1:]
+results_dir, name, start, end, untrained, load_before, load_after, *suffixes = sys.argv[1:]
 print(f'\n== quality of {name} on the facades test split (labels -> photo, 128x128)')
-print(f'{"test mode":<10} {"images":>6} {"L1":>7} {"PSNR (dB)":>10} {"SSIM":>7}')
-for mode in ('train', 'eval'):
-    with open(os.path.join(results_dir, f'{mode}_mode', name, 'test_latest', 'metrics.json')) as f:
-        report = json.load(f)
-    mean = report['mean']
-    print(f'{mode:<10} {report["count"]:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} {mean["ssim"]:>7.4f}')
+print(f'{"generator":<14} {"test mode":<10} {"images":>6} {"L1":>7} {"PSNR (dB)":>10} {"SSIM":>7}')
+for suffix in suffixes:
+    generator = 'G_ema (EMA)' if suffix else 'G'
+    for mode in ('train', 'eval'):
+        with open(os.path.join(results_dir, f'{mode}_mode{suffix}', name, 'test_latest', 'metrics.json')) as f:
+            report = json.load(f)
+        mean = report['mean']
+        print(f'{generator:<14} {mode:<10} {report["count"]:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} '
+              f'{mean["ssim"]:>7.4f}')
 seconds = float(end) - float(start)
 what = 'initialising (untrained)' if untrained else 'training'
 print(f'{what}: {seconds:.0f} s = {seconds / 60:.1f} min wall clock')

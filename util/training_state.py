@@ -1,12 +1,13 @@
 """Exact resume, stop on SIGINT/SIGTERM, and a NaN guard for train.py.
 
 Every latest save writes, after the reference-compatible latest_net_G.pth and latest_net_D.pth,
-checkpoints/NAME/latest_train_state.pth: the networks again, both optimizers (Adam moments), the
-schedulers, the epoch, the samples seen in it, total_iters, the options (JSON) and the random states
-(python, numpy, torch, CUDA). It is one file renamed into place, so it is always a consistent
-snapshot whatever moment a crash hits; --continue_train takes everything from it (the networks
-included, so it never pairs new weights with old moments) and the net files serve test.py and the
-reference. It loads with torch.load(weights_only=True): tensors, numbers and strings only.
+checkpoints/NAME/latest_train_state.pth: the networks again, the weight averages (--ema_decay) with
+their step counts, both optimizers (Adam moments), the schedulers, the epoch, the samples seen in it,
+total_iters, the options (JSON) and the random states (python, numpy, torch, CUDA). It is one file
+renamed into place, so it is always a consistent snapshot whatever moment a crash hits;
+--continue_train takes everything from it (the networks included, so it never pairs new weights with
+old moments) and the net files serve test.py and the reference. It loads with
+torch.load(weights_only=True): tensors, numbers and strings only.
 
 Resuming re-creates the interrupted epoch's data order from (seed, epoch), which is all the
 DistributedSampler's shuffle depends on, and starts the sampler after the samples already seen, so
@@ -106,6 +107,12 @@ class TrainingState:
                 optimizer.load_state_dict(state)
             for scheduler, state in zip(model.schedulers, saved['schedulers']):
                 scheduler.load_state_dict(state)
+            for name, average in model.averages.items():
+                if name in saved.get('averages', {}):
+                    average.load_state_dict(saved['averages'][name])
+                else:  # --ema_decay added on resuming: average from the weights reached so far
+                    print(f'note: the save has no {name}: the weight average starts from the resumed weights')
+                    average.restart()
             if saved.get('grad_scaler'):  # --amp fp16: the loss scale it had found, not the default again
                 model.scaler.load_state_dict(saved['grad_scaler'])
             self.apply_typed_optimizer_options(model)
@@ -180,6 +187,7 @@ class TrainingState:
                 'l1_sum': float(l1_sum),
                 'networks': {name: cpu_state(unwrap(getattr(model, 'net' + name)).state_dict())
                              for name in model.model_names},
+                'averages': {name: average.state_dict() for name, average in model.averages.items()},
                 'optimizers': [optimizer.state_dict() for optimizer in model.optimizers],
                 'schedulers': [scheduler.state_dict() for scheduler in model.schedulers],
                 'grad_scaler': model.scaler.state_dict(),  # empty unless --amp fp16
