@@ -29,6 +29,9 @@ class Pix2PixModel(BaseModel):
                                 help="also keep an exponential moving average of G's weights with this decay "
                                      '(e.g. 0.999), saved as <epoch>_net_G_ema.pth; test it with '
                                      'test.py --model_suffix _ema. 0: none (the reference)')
+            parser.add_argument('--ema_every', type=int, default=10,
+                                help='update the average every N steps (with decay ** N): nearly the same '
+                                     'average for 1/N of its cost (10 ms a step for unet_128 on 2 CPU cores)')
         return parser
 
     def __init__(self, opt):
@@ -52,7 +55,7 @@ class Pix2PixModel(BaseModel):
             if opt.gan_mode == 'wgangp':
                 self.loss_names.append('D_GP')
             if opt.ema_decay:
-                self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay)
+                self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay, opt.ema_every)
 
     def set_input(self, data):
         AtoB = self.opt.direction == 'AtoB'

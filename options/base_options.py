@@ -210,6 +210,7 @@ def validate(opt):
         if hasattr(opt, 'ema_decay'):
             checks.append((0 <= opt.ema_decay < 1, f'--ema_decay {opt.ema_decay}: give a decay between 0 and 1, '
                                                    f'e.g. 0.999 (an average over about 1,000 steps), or 0 for none'))
+            checks.append((opt.ema_every >= 1, f'--ema_every {opt.ema_every}: give a number of steps, at least 1'))
     if 'crop' in opt.preprocess:
         checks.append((opt.crop_size <= opt.load_size,
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '

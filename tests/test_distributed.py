@@ -23,7 +23,9 @@ from tests.datagen import REPO, TINY_NET, make_aligned_pairs, needs_cxx, run
 # Nothing random but the data order (no flip, no dropout, crop = image); --lr_policy step keeps the rate
 # constant, so a run of 2 epochs resumed to 3 follows the same schedule as one run of 3.
 ARGS = [*TINY_NET, '--norm', 'instance', '--no_dropout', '--no_flip', '--seed', '5', '--print_freq', '2',
-        '--save_epoch_freq', '1', '--lr_policy', 'step', '--n_epochs_decay', '0', '--dist_timeout', '120']
+        '--save_epoch_freq', '1', '--lr_policy', 'step', '--n_epochs_decay', '0', '--dist_timeout', '120',
+        '--ema_decay', '0.5', '--ema_every', '1']
+NETWORKS = ('G', 'D', 'G_ema')  # G_ema: the weight average, which every rank keeps
 
 
 def train_rank(rank, world_size, argv_by_rank, dump_dir):
@@ -33,7 +35,9 @@ def train_rank(rank, world_size, argv_by_rank, dump_dir):
     sys.argv = ['train.py', *map(str, argv_by_rank[rank])]
     trained = runpy.run_path(os.path.join(REPO, 'train.py'), run_name='__main__')
     model = trained['model']
-    torch.save({'networks': {name: unwrap(getattr(model, 'net' + name)).state_dict() for name in model.model_names},
+    nets = {name: unwrap(getattr(model, 'net' + name)) for name in model.model_names}
+    nets.update({name: average.net for name, average in model.averages.items()})
+    torch.save({'networks': {name: net.state_dict() for name, net in nets.items()},
                 'losses': {k: v.item() for k, v in trained['losses'].items()}},
                os.path.join(dump_dir, f'rank{rank}.pt'))
 
@@ -85,7 +89,7 @@ def biases_cancelled_by_instance_norm(net):
 
 
 def build(name):
-    if name == 'G':
+    if name.startswith('G'):
         return networks.define_G(3, 3, 8, 'unet_32', 'instance', False)
     return networks.define_D(6, 8, 'basic', 3, 'instance')
 
@@ -97,19 +101,20 @@ def max_difference(a, b, skip=()):
 
 def assert_same_networks(expected, actual):
     """Weights within 1e-5 (but for the cancelled biases), and G's outputs within 1e-5."""
-    for name in 'GD':
+    for name in NETWORKS:
         net = build(name)
         assert max_difference(expected[name], actual[name], biases_cancelled_by_instance_norm(net)) < 1e-5, name
-    G, G2 = build('G'), build('G')
-    G.load_state_dict(expected['G'])
-    G2.load_state_dict(actual['G'])
-    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        assert (G(x) - G2(x)).abs().max().item() < 1e-5
+    for name in ('G', 'G_ema'):
+        G, G2 = build(name), build(name)
+        G.load_state_dict(expected[name])
+        G2.load_state_dict(actual[name])
+        x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            assert (G(x) - G2(x)).abs().max().item() < 1e-5, name
 
 
 def checkpoint(folder, prefix):
-    return {name: load(folder / 'run' / f'{prefix}_net_{name}.pth') for name in 'GD'}
+    return {name: load(folder / 'run' / f'{prefix}_net_{name}.pth') for name in NETWORKS}
 
 
 def test_two_ranks_of_batch_1_take_the_same_steps_as_one_process_of_batch_2(runs):
@@ -127,7 +132,8 @@ def test_continue_train_under_ddp_resumes_the_same_run(runs):
 @pytest.mark.parametrize('stage', ['fresh', 'resumed'])
 def test_every_rank_ends_with_the_same_weights(runs, stage):
     rank0, rank1 = (dump['networks'] for dump in runs[stage])
-    for name in 'GD':
+    assert set(rank0) == set(NETWORKS)
+    for name in NETWORKS:
         assert all(torch.equal(rank0[name][k], rank1[name][k]) for k in rank0[name]), name
 
 
@@ -140,7 +146,7 @@ def test_only_rank_0_writes_files(runs):
 
 
 def test_checkpoints_have_the_single_process_format(runs):
-    for name in 'GD':
+    for name in NETWORKS:
         saved = load(runs['root'] / 'ddp' / 'run' / f'latest_net_{name}.pth')
         assert list(saved) == list(build(name).state_dict())  # no 'module.' prefix, same keys in the same order
 

@@ -1,5 +1,6 @@
 """--continue_train continues exactly: a run killed with kill -9, or stopped by SIGTERM/SIGINT, then
-resumed, ends with the same weights as a run never interrupted. A NaN loss stops without saving."""
+resumed, ends with the same weights (and weight average, --ema_decay) as a run never interrupted. A NaN
+loss stops without saving."""
 import json
 import os
 import re
@@ -18,7 +19,8 @@ from util import training_state
 # kernels are not deterministic (two uninterrupted runs on an H200 differ by 1e-2 after 28 samples).
 ARGS = ['--device', 'cpu', '--netG', 'unet_64', '--ngf', 8, '--ndf', 8, '--load_size', 72, '--crop_size', 64, '--batch_size', 2,
         '--n_epochs', 2, '--n_epochs_decay', 2, '--print_freq', 2, '--save_latest_freq', 6, '--seed', 3,
-        '--display_id', 0, '--num_threads', 0, '--no_html']
+        '--display_id', 0, '--num_threads', 0, '--no_html', '--ema_decay', 0.9, '--ema_every', 2]
+NETWORKS = ('G', 'D', 'G_ema')
 EPOCH_2_STARTED = r'\(epoch: 2, iters: 2,'  # printed after the save at total_iters 6 (epoch 1, 6 of 7 seen)
 
 
@@ -40,12 +42,12 @@ def setup(runner, tmp_path_factory):
 
 
 def networks(folder):
-    return {name: torch.load(folder / f'latest_net_{name}.pth', weights_only=True) for name in 'GD'}
+    return {name: torch.load(folder / f'latest_net_{name}.pth', weights_only=True) for name in NETWORKS}
 
 
 def assert_same_weights(folder, expected_folder):
     got, expected = networks(folder), networks(expected_folder)
-    for name in 'GD':
+    for name in NETWORKS:
         assert got[name].keys() == expected[name].keys()
         for key in expected[name]:
             assert torch.equal(got[name][key], expected[name][key]), f'net{name} {key} differs'
@@ -115,6 +117,9 @@ def test_state_holds_everything_and_loads_with_weights_only(setup):
     latest = networks(folder)
     for name in 'GD':
         assert all(torch.equal(latest[name][k], v) for k, v in saved['networks'][name].items())
+    average = saved['averages']['G_ema']
+    assert average['steps'] == 16  # 4 epochs of 4 steps (7 samples in batches of 2)
+    assert all(torch.equal(latest['G_ema'][k], v) for k, v in average['weights'].items())
 
 
 def count_buffers(state):
@@ -151,6 +156,7 @@ def test_continue_from_weights_alone_without_a_state_file(setup):
     result = train('reference_style', '--continue_train', '--epoch_count', 5, '--n_epochs_decay', 3)
 
     assert 'only the network weights are loaded; the optimizers start afresh at --epoch_count 5' in result.stdout
+    assert f'loading the weight average from {folder / "latest_net_G_ema.pth"}' in result.stdout
     assert 'End of epoch 5 / 5' in result.stdout and (folder / '5_net_G.pth').exists()
     assert training_state.load(str(folder / training_state.STATE_FILE))['epoch'] == 5
 

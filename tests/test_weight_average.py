@@ -1,0 +1,182 @@
+"""--ema_decay: the moving average of G's weights follows its formula, is saved in the reference's format,
+and test.py tests it with --model_suffix _ema (resuming it exactly: tests/test_resume.py; under DDP:
+tests/test_distributed.py)."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from models import networks
+from models.weight_average import WeightAverage
+from tests.datagen import TINY_NET, make_aligned_pairs
+from tests.prewarmed import runner  # noqa: F401 (a fixture)
+
+
+def small_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+
+def fill(net, value):
+    with torch.no_grad():
+        for tensor in net.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.fill_(value)
+
+
+def test_the_first_update_copies_then_the_average_moves_by_the_decay_every_nth_step():
+    net = small_net()
+    fill(net, 1.0)
+    average = WeightAverage(net, decay=0.5, every=4)
+    fill(net, 3.0)
+    net[1].num_batches_tracked.fill_(7)
+    for _ in range(3):
+        average.update()
+    assert all(torch.equal(v, torch.ones_like(v)) for k, v in average.net.state_dict().items()
+               if v.is_floating_point())  # steps 1 to 3: not a multiple of 4, no update
+    average.update()  # step 4, the first update: a copy (on every DDP rank the same weights)
+    assert all(torch.equal(v, torch.full_like(v, 3.0)) for k, v in average.net.state_dict().items()
+               if v.is_floating_point())
+
+    fill(net, 5.0)
+    for _ in range(4):
+        average.update()
+    # Step 8 keeps decay ** 4 of the old average, the decay being min(0.5, (1 + 8) / (10 + 8)) = 0.5.
+    expected = 5 - 2 * 0.5 ** 4
+    for key, value in average.net.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, torch.full_like(value, expected), rtol=0, atol=1e-6), key
+    assert average.net[1].num_batches_tracked.item() == 7  # counters are copied, not averaged
+    assert average.steps == 8
+
+
+def test_warm_up_lets_the_first_weights_fade_fast():
+    net = small_net()
+    average = WeightAverage(net, decay=0.999, every=1)
+    fill(net, 0.0)
+    average.update()
+    fill(net, 1.0)
+    average.update()  # step 2: keeps min(0.999, 3/12) of the old average
+    weight = average.net[0].weight
+    assert torch.allclose(weight, torch.full_like(weight, 1 - 3 / 12))
+    for _ in range(3):
+        average.update()
+    # Each step t keeps min(0.999, (1 + t) / (10 + t)) of the gap to the live weights (the warm-up rules
+    # until t = 8,990), so after step 5 the first weights' share is the product of those.
+    kept = np.prod([(1 + t) / (10 + t) for t in range(2, 6)])
+    assert torch.allclose(weight, torch.full_like(weight, 1 - kept), rtol=0, atol=1e-6)
+    assert 0.01 < kept < 0.02  # a plain 0.999 decay would still hold 99.6% of them
+    assert average.net[0].weight.requires_grad is False
+
+
+def test_the_average_follows_weights_moved_to_channels_last():
+    net = small_net()
+    average = WeightAverage(net, decay=0.9, every=1)
+    net.to(memory_format=torch.channels_last)  # setup() does this in place with --channels_last
+    fill(net, 2.0)
+    average.update()
+    fill(net, 4.0)
+    average.update()  # step 2: keeps min(0.9, 3/12) of the old average
+    assert torch.allclose(average.net[0].weight, torch.full_like(average.net[0].weight, 4 - 2 * 3 / 12))
+
+
+def test_restart_and_state_round_trip():
+    net = small_net()
+    average = WeightAverage(net, decay=0.9, every=2)
+    fill(net, 5.0)
+    for _ in range(3):
+        average.update()
+    copy = WeightAverage(small_net(), decay=0.9, every=2)
+    copy.load_state_dict(average.state_dict())
+    assert copy.steps == 3
+    assert all(torch.equal(a, b) for a, b in zip(copy.net.state_dict().values(), average.net.state_dict().values()))
+    average.restart()
+    assert average.steps == 0 and torch.equal(average.net[0].weight, net[0].weight)
+
+
+@pytest.fixture(scope='module')
+def trained(runner, tmp_path_factory):
+    root = tmp_path_factory.mktemp('ema')
+    data = make_aligned_pairs(str(root / 'data'), count=4, size=32)
+    checkpoints = root / 'checkpoints'
+    runner.run('train.py', '--dataroot', data, '--name', 'ema', '--checkpoints_dir', checkpoints, *TINY_NET,
+               '--norm', 'batch', '--n_epochs', 3, '--n_epochs_decay', 3, '--seed', 0, '--no_html',
+               '--ema_decay', 0.9, '--ema_every', 2)
+    return data, checkpoints
+
+
+def test_training_saves_the_average_in_the_reference_format(trained):
+    data, checkpoints = trained
+    folder = checkpoints / 'ema'
+    average = torch.load(folder / 'latest_net_G_ema.pth', weights_only=True)
+    live = torch.load(folder / 'latest_net_G.pth', weights_only=True)
+    # A plain state_dict with G's keys: the reference's define_G-built network loads it strictly.
+    networks.define_G(3, 3, 8, 'unet_32', 'batch', True).load_state_dict(average, strict=True)
+    assert list(average) == list(live)
+    assert torch.equal(average['model.model.0.weight'], torch.load(folder / '6_net_G_ema.pth',
+                                                                   weights_only=True)['model.model.0.weight'])
+    # 24 steps with a 10-step memory: close to the live weights, but not them.
+    first = 'model.model.0.weight'
+    difference = (average[first] - live[first]).abs().max().item()
+    assert 0 < difference < (live[first] - networks.define_G(3, 3, 8, 'unet_32', 'batch', True)
+                             .state_dict()[first]).abs().max().item()
+    # Batch norm's running statistics are averaged too; its counter is the live one.
+    means = [k for k in live if k.endswith('running_mean')]
+    assert means and not all(torch.equal(average[k], live[k]) for k in means)
+    counters = [k for k in live if k.endswith('num_batches_tracked')]
+    assert all(torch.equal(average[k], live[k]) for k in counters)
+
+
+def outputs(results, name):
+    folder = results / name / 'test_latest' / 'images'
+    return {path.name: np.asarray(Image.open(path)) for path in sorted(folder.glob('*_fake_B.png'))}
+
+
+def test_test_py_loads_the_average_with_model_suffix(runner, trained, tmp_path):
+    data, checkpoints = trained
+    args = ['--dataroot', data, '--checkpoints_dir', checkpoints, '--eval']
+    result = runner.run('test.py', *args, '--name', 'ema', '--model_suffix', '_ema', '--results_dir', tmp_path / 'ema')
+    assert f'loading the model from {checkpoints / "ema" / "latest_net_G_ema.pth"}' in result.stdout
+    live = runner.run('test.py', *args, '--name', 'ema', '--results_dir', tmp_path / 'live')
+    # The same outputs as the average's file saved as the generator of another run: the average was tested.
+    alone = checkpoints / 'ema_alone'
+    alone.mkdir()
+    shutil.copy(checkpoints / 'ema' / 'latest_net_G_ema.pth', alone / 'latest_net_G.pth')
+    runner.run('test.py', *args, '--name', 'ema_alone', '--results_dir', tmp_path / 'alone')
+    got, expected = outputs(tmp_path / 'ema', 'ema'), outputs(tmp_path / 'alone', 'ema_alone')
+    assert len(got) == 4 and got.keys() == expected.keys()
+    assert all(np.array_equal(got[k], expected[k]) for k in got)
+    assert any(not np.array_equal(got[k], v) for k, v in outputs(tmp_path / 'live', 'ema').items())
+    assert 'L1 ' in live.stdout
+    # --model test takes the same suffix, with the architecture from the folder's architecture.json.
+    single = runner.run('test.py', '--dataroot', f'{data}/test', '--name', 'ema', '--checkpoints_dir', checkpoints,
+                        '--model', 'test', '--model_suffix', '_ema', '--eval', '--results_dir', tmp_path / 'single')
+    assert 'latest_net_G_ema.pth' in single.stdout
+
+
+def test_resuming_a_run_without_an_average_starts_it_from_the_resumed_weights(runner, trained, tmp_path):
+    data, checkpoints = trained
+    folder = tmp_path / 'checkpoints'
+    shutil.copytree(checkpoints / 'ema', folder / 'added')
+    for path in folder.glob('added/*_net_G_ema.pth'):
+        path.unlink()
+    result = runner.run('train.py', '--dataroot', data, '--name', 'added', '--checkpoints_dir', folder, *TINY_NET,
+                        '--norm', 'batch', '--n_epochs', 3, '--n_epochs_decay', 4, '--continue_train',
+                        '--ema_decay', 0.9, '--epoch', 6, '--epoch_count', 7)
+    assert f'no {folder / "added" / "6_net_G_ema.pth"}: the weight average starts again from the loaded weights' \
+        in result.stdout
+    assert (folder / 'added' / '7_net_G_ema.pth').exists()
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--ema_decay', 1], '--ema_decay 1.0: give a decay between 0 and 1'),
+    (['--ema_decay', 0.99, '--ema_every', 0], '--ema_every 0: give a number of steps, at least 1'),
+])
+def test_impossible_average_settings(runner, trained, flags, message):
+    data, checkpoints = trained
+    result = runner.run('train.py', '--dataroot', data, '--name', 'bad', '--checkpoints_dir', checkpoints,
+                        *TINY_NET, *flags, check=False)
+    assert result.returncode != 0 and f'error: {message}' in result.stderr and 'Traceback' not in result.stderr
