@@ -5,6 +5,7 @@
     G is trained to fool D while staying close to the target:
         L_G = lambda_GAN * GAN(D(A, G(A)), real) + lambda_L1 * ||B - G(A)||_1
     (--lambda_GAN 0 trains G on L1 alone: the paper's L1-only baseline.)
+With --ema_decay, a moving average of G's weights is kept beside G for testing (models/weight_average.py).
 """
 import torch
 
@@ -41,8 +42,6 @@ class Pix2PixModel(BaseModel):
         self.model_names = ['G', 'D'] if self.is_train else ['G' + opt.model_suffix]
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                       not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)
-        if not self.is_train:
-            setattr(self, 'netG' + opt.model_suffix, self.netG)  # test.py --model_suffix _ema: the weight average
         if self.is_train:
             # D judges the pair: input and output images stacked on the channel axis.
             self.netD = networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
@@ -56,6 +55,8 @@ class Pix2PixModel(BaseModel):
                 self.loss_names.append('D_GP')
             if opt.ema_decay:
                 self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay, opt.ema_every)
+        else:
+            setattr(self, 'netG' + opt.model_suffix, self.netG)  # test.py --model_suffix _ema: the weight average
 
     def set_input(self, data):
         AtoB = self.opt.direction == 'AtoB'

@@ -1,5 +1,5 @@
 """scripts/quality_facades.sh on a few generated pairs: the paper's settings, the iteration budget as
-epochs, both test modes and the printed metrics."""
+epochs, both test modes, the weight average (--ema_decay) beside the generator, and the printed metrics."""
 import json
 import os
 import re
@@ -22,26 +22,33 @@ def test_trains_the_budget_and_prints_both_test_modes(tmp_path):
     ckpt, results = tmp_path / 'checkpoints', tmp_path / 'results'
     # Small networks keep the test fast; they are passed on to train.py after the script's settings.
     proc = quality(data, '--iters', 9, '--name', 'q', '--checkpoints_dir', ckpt, '--results_dir', results,
-                   '--ngf', 8, '--ndf', 8, '--print_freq', 4)
+                   '--ngf', 8, '--ndf', 8, '--print_freq', 4, '--ema_decay', 0.9, '--ema_every', 1)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     # 9 iterations on 4 images round to 2 epochs: the first at a constant rate, the second decaying.
     assert '8 iterations (4 images x 2 epochs: 1 constant, 1 decaying)' in proc.stdout
     train_opt = json.loads((ckpt / 'q' / 'train_opt.json').read_text())
     expected = dict(direction='BtoA', netG='unet_128', netD='basic', load_size=143, crop_size=128, batch_size=1,
                     lr=0.0002, beta1=0.5, lambda_L1=100.0, gan_mode='vanilla', norm='batch', n_epochs=1,
-                    n_epochs_decay=1, display_id=0, ngf=8, ndf=8)
+                    n_epochs_decay=1, display_id=0, ngf=8, ndf=8, ema_decay=0.9)
     assert {k: train_opt[k] for k in expected} == expected
     log = (ckpt / 'q' / 'loss_log.txt').read_text()
     assert re.findall(r'\(epoch: (\d), iters: (\d)', log) == [('1', '4'), ('2', '4')]
 
-    for mode in ('train', 'eval'):
-        report = json.loads((results / f'{mode}_mode' / 'q' / 'test_latest' / 'metrics.json').read_text())
-        mean = report['mean']
-        assert report['count'] == 4
-        row = f'{mode:<10} {4:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} {mean["ssim"]:>7.4f}'
-        assert row in proc.stdout
-    test_opt = json.loads((ckpt / 'q' / 'test_opt.json').read_text())  # the last test run: eval mode
+    for suffix, generator in (('', 'G'), ('_ema', 'G_ema (EMA)')):
+        for mode in ('train', 'eval'):
+            folder = results / f'{mode}_mode{suffix}' / 'q' / 'test_latest'
+            report = json.loads((folder / 'metrics.json').read_text())
+            mean = report['mean']
+            assert report['count'] == 4
+            row = f'{generator:<14} {mode:<10} {4:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} {mean["ssim"]:>7.4f}'
+            assert row in proc.stdout
+    # Two generators tested: the outputs differ.
+    live, average = ((results / f'eval_mode{suffix}' / 'q' / 'test_latest' / 'images' / '000_fake_B.png').read_bytes()
+                     for suffix in ('', '_ema'))
+    assert live != average
+    test_opt = json.loads((ckpt / 'q' / 'test_opt.json').read_text())  # the last test run: the average, eval mode
     assert test_opt['eval'] is True and test_opt['load_size'] == 128 and test_opt['crop_size'] == 128
+    assert test_opt['model_suffix'] == '_ema'
     assert re.search(r'^training: \d+ s = [\d.]+ min wall clock$', proc.stdout, re.M)
     assert re.search(r'^load before: .*load average', proc.stdout, re.M)
 
@@ -54,7 +61,8 @@ def test_untrained_baseline_and_bad_dataroot(tmp_path):
     assert 'untrained generator' in proc.stdout and 'initialising (untrained)' in proc.stdout
     assert os.path.exists(tmp_path / 'ck' / 'u' / 'latest_net_G.pth')
     assert not os.path.exists(tmp_path / 'ck' / 'u' / 'loss_log.txt')
-    assert re.search(r'^eval +2 ', proc.stdout, re.M)
+    assert re.search(r'^G +eval +2 ', proc.stdout, re.M)
+    assert 'G_ema' not in proc.stdout  # no --ema_decay: the generator alone
 
     missing = quality(tmp_path / 'nowhere')
     assert missing.returncode == 2 and 'nowhere/train is not a folder' in missing.stderr
