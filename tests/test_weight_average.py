@@ -44,8 +44,9 @@ def test_the_first_update_copies_then_the_average_moves_by_the_decay_every_nth_s
     fill(net, 5.0)
     for _ in range(4):
         average.update()
-    # Step 8 keeps decay ** 4 of the old average, the decay being min(0.5, (1 + 8) / (10 + 8)) = 0.5.
-    expected = 5 - 2 * 0.5 ** 4
+    # Step 8, the second update: the mean of the two averaged weights (3 and 5) weighted D : 1, D = 0.5 ** 4.
+    D = 0.5 ** 4
+    expected = (3 * D + 5) / (D + 1)
     for key, value in average.net.state_dict().items():
         if value.is_floating_point():
             assert torch.allclose(value, torch.full_like(value, expected), rtol=0, atol=1e-6), key
@@ -53,23 +54,20 @@ def test_the_first_update_copies_then_the_average_moves_by_the_decay_every_nth_s
     assert average.steps == 8
 
 
-def test_warm_up_lets_the_first_weights_fade_fast():
+def test_the_average_is_the_exponentially_weighted_mean_of_the_steps_so_far():
     net = small_net()
-    average = WeightAverage(net, decay=0.999, every=1)
-    fill(net, 0.0)
-    average.update()
-    fill(net, 1.0)
-    average.update()  # step 2: keeps min(0.999, 3/12) of the old average
-    weight = average.net[0].weight
-    assert torch.allclose(weight, torch.full_like(weight, 1 - 3 / 12))
-    for _ in range(3):
+    fill(net, 100.0)  # the weights it was made from: they must not count
+    average = WeightAverage(net, decay=0.9, every=1)
+    for step in range(1, 31):
+        fill(net, float(step))
         average.update()
-    # Each step t keeps min(0.999, (1 + t) / (10 + t)) of the gap to the live weights (the warm-up rules
-    # until t = 8,990), so after step 5 the first weights' share is the product of those.
-    kept = np.prod([(1 + t) / (10 + t) for t in range(2, 6)])
-    assert torch.allclose(weight, torch.full_like(weight, 1 - kept), rtol=0, atol=1e-6)
-    assert 0.01 < kept < 0.02  # a plain 0.999 decay would still hold 99.6% of them
-    assert average.net[0].weight.requires_grad is False
+    ages = np.arange(30)[::-1]  # step 1 is 29 updates old
+    expected = np.sum(0.9 ** ages * np.arange(1, 31)) / np.sum(0.9 ** ages)
+    weight = average.net[0].weight
+    assert torch.allclose(weight, torch.full_like(weight, expected), rtol=0, atol=1e-4)
+    # A plain EMA started from the initial weights would still hold 0.9 ** 30 = 4% of them (+3.8).
+    assert abs(expected - (0.9 ** 30 * 100 + (1 - 0.9) * np.sum(0.9 ** ages * np.arange(1, 31)))) > 3
+    assert weight.requires_grad is False
 
 
 def test_the_average_follows_weights_moved_to_channels_last():
@@ -79,8 +77,8 @@ def test_the_average_follows_weights_moved_to_channels_last():
     fill(net, 2.0)
     average.update()
     fill(net, 4.0)
-    average.update()  # step 2: keeps min(0.9, 3/12) of the old average
-    assert torch.allclose(average.net[0].weight, torch.full_like(average.net[0].weight, 4 - 2 * 3 / 12))
+    average.update()
+    assert torch.allclose(average.net[0].weight, torch.full_like(average.net[0].weight, (2 * 0.9 + 4) / 1.9))
 
 
 def test_restart_and_state_round_trip():
@@ -118,11 +116,8 @@ def test_training_saves_the_average_in_the_reference_format(trained):
     assert list(average) == list(live)
     assert torch.equal(average['model.model.0.weight'], torch.load(folder / '6_net_G_ema.pth',
                                                                    weights_only=True)['model.model.0.weight'])
-    # 24 steps with a 10-step memory: close to the live weights, but not them.
-    first = 'model.model.0.weight'
-    difference = (average[first] - live[first]).abs().max().item()
-    assert 0 < difference < (live[first] - networks.define_G(3, 3, 8, 'unet_32', 'batch', True)
-                             .state_dict()[first]).abs().max().item()
+    # 24 steps with a memory of about 10: an average of recent weights, not the last ones.
+    assert not torch.equal(average['model.model.0.weight'], live['model.model.0.weight'])
     # Batch norm's running statistics are averaged too; its counter is the live one.
     means = [k for k in live if k.endswith('running_mean')]
     assert means and not all(torch.equal(average[k], live[k]) for k in means)
