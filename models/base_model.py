@@ -128,6 +128,11 @@ class BaseModel:
     def network_file(self, prefix, name):
         return os.path.join(self.save_dir, f'{prefix}_net_{name}.pth')
 
+    def test_generator_from_suffix(self):
+        """test.py --model_suffix S: netG is loaded from <epoch>_net_G<S>.pth (_ema: the weight average)."""
+        self.model_names = ['G' + self.opt.model_suffix]
+        setattr(self, 'netG' + self.opt.model_suffix, self.netG)
+
     def update_averages(self):
         """After each optimizer step: move the weight averages (--ema_decay) towards the new weights."""
         for average in self.averages.values():

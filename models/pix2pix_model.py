@@ -39,10 +39,10 @@ class Pix2PixModel(BaseModel):
         super().__init__(opt)
         self.loss_names = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
         self.visual_names = ['real_A', 'fake_B', 'real_B']
-        self.model_names = ['G', 'D'] if self.is_train else ['G' + opt.model_suffix]
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                       not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)
         if self.is_train:
+            self.model_names = ['G', 'D']
             # D judges the pair: input and output images stacked on the channel axis.
             self.netD = networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
                                           opt.norm, opt.init_type, opt.init_gain).to(self.device)
@@ -56,7 +56,7 @@ class Pix2PixModel(BaseModel):
             if opt.ema_decay:
                 self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay, opt.ema_every)
         else:
-            setattr(self, 'netG' + opt.model_suffix, self.netG)  # test.py --model_suffix _ema: the weight average
+            self.test_generator_from_suffix()
 
     def set_input(self, data):
         AtoB = self.opt.direction == 'AtoB'

@@ -18,10 +18,9 @@ class TestModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.visual_names = ['real', 'fake']
-        self.model_names = ['G' + opt.model_suffix]
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                       not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)
-        setattr(self, 'netG' + opt.model_suffix, self.netG)
+        self.test_generator_from_suffix()
 
     def set_input(self, data):
         self.real = data['A'].to(self.device, non_blocking=True)

@@ -40,11 +40,12 @@ class WeightAverage:
         updates = self.steps // self.every
         decay = self.decay ** self.every
         keep = 1 - (1 - decay) / (1 - decay ** updates)
-        averaged, live = self.tensor_pairs()
-        floats = [i for i, t in enumerate(averaged) if t.is_floating_point()]
-        torch._foreach_lerp_([averaged[i] for i in floats], [live[i] for i in floats], 1 - keep)
-        for i in set(range(len(averaged))) - set(floats):  # counters such as num_batches_tracked
-            averaged[i].copy_(live[i])
+        pairs = list(zip(*self.tensor_pairs()))
+        floats = [(a, w) for a, w in pairs if a.is_floating_point()]
+        torch._foreach_lerp_([a for a, _ in floats], [w for _, w in floats], 1 - keep)
+        for averaged, live in pairs:
+            if not averaged.is_floating_point():  # counters such as num_batches_tracked
+                averaged.copy_(live)
 
     def tensor_pairs(self):
         # state_dict() each time: setup() may have moved the live weights (channels_last) since the last call.
