@@ -11,62 +11,74 @@ head the gallery, and --sort_by_metric lists the worst images first.
 """
 import os
 
+import models
 from data import create_dataloader
-from models import create_model
+from models.checkpoint import file_prefix
 from options.test_options import TestOptions
-from util import html, util
-from util.evaluation import Evaluation, format_scores
-from util.visualizer import progress_bar
+from util.display import html
+from util.display.visualizer import progress_bar
+from util.evaluation.scores import Evaluation, format_scores
+from util.images import save_image, tensor2im
 
-options = TestOptions()
-opt = options.parse()
-# Test settings as in the reference: one pass, in order, no augmentation, no display.
-opt.num_threads = 0
-opt.serial_batches = True
-opt.no_flip = True
-opt.display_id = -1
-options.save_and_print(opt, 'test_opt')
 
-loader = create_dataloader(opt, shuffle=False)
-model = create_model(opt)
-model.setup(opt)
-if opt.eval:
-    model.eval()
-evaluation = Evaluation(model.visual_names, opt.sort_by_metric, opt.fid_weights, opt.device)
+def main(argv=None):
+    options = TestOptions()
+    opt = options.parse(argv)
+    models.resolve_architecture(opt)  # the architecture the checkpoint was saved with
+    # Test settings as in the reference: one pass, in order, no augmentation, no display.
+    opt.serial_batches = True
+    opt.no_flip = True
+    opt.display_id = -1
+    options.save_and_print(opt, 'test_opt')
 
-web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{model.checkpoint_prefix(opt)}')
-webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')
-total = min(opt.num_test, len(loader.dataset))
-webpage.add_table(html.gallery_summary(opt, model.checkpoint_prefix(opt), total))
-count = 0
-rows = []  # (header, image names, labels), added to the page at the end so they can be sorted by score
-for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
-    if count >= opt.num_test:
-        break
-    model.set_input(data)
-    model.test()
-    visuals = model.get_current_visuals()
-    paths = model.get_image_paths()
-    for b in range(len(paths)):
-        if count >= opt.num_test:
+    loader = create_dataloader(opt, shuffle=False)
+    model = models.create_model(opt)
+    model.setup(opt)
+    if opt.eval:
+        model.eval()
+    evaluation = Evaluation(model.visual_names, opt.sort_by_metric, opt.fid_weights, opt.device)
+
+    web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{file_prefix(opt)}')
+    webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')
+    total = min(opt.num_test, len(loader.dataset))
+    webpage.add_table(html.gallery_summary(opt, file_prefix(opt), total))
+    rows = translate(model, loader, evaluation, webpage, opt, total)
+    if evaluation.scores:
+        means = evaluation.finish(web_dir)  # metrics.json and metrics.csv
+        webpage.add_text(means)
+        print(means)
+    for i in evaluation.order(len(rows)):
+        header, names, labels = rows[i]
+        webpage.add_header(header)
+        webpage.add_images(names, labels, names, width=opt.display_winsize)
+    webpage.save()
+    print(f'processed {len(rows)} images; gallery at {os.path.join(web_dir, "index.html")}')
+
+
+def translate(model, loader, evaluation, webpage, opt, total):
+    """Run the generator over the first `total` images, save every visual as a PNG and score the outputs.
+    Returns the gallery's rows (header, image names, labels), added at the end so they can be sorted."""
+    rows = []
+    for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
+        model.set_input(data)
+        model.test()
+        visuals = model.get_current_visuals()
+        for b, path in enumerate(model.get_image_paths()):
+            if len(rows) >= total:
+                return rows
+            stem = os.path.splitext(os.path.relpath(path, loader.dataset.image_dir))[0].replace(os.sep, '_')
+            images = {label: tensor2im(image[b]) for label, image in visuals.items()}
+            names = []
+            for label, image in images.items():
+                name = f'{stem}_{label}.png'
+                save_image(image, os.path.join(webpage.get_image_dir(), name), opt.aspect_ratio)
+                names.append(name)
+            header = f'{stem}: {format_scores(evaluation.add(stem, images))}' if evaluation.enabled else stem
+            rows.append((header, names, list(images)))
+        if len(rows) >= total:
             break
-        stem = os.path.splitext(os.path.relpath(paths[b], loader.dataset.image_dir))[0].replace(os.sep, '_')
-        images = {label: util.tensor2im(image[b]) for label, image in visuals.items()}
-        names = []
-        for label, image in images.items():
-            name = f'{stem}_{label}.png'
-            util.save_image(image, os.path.join(webpage.get_image_dir(), name), opt.aspect_ratio)
-            names.append(name)
-        header = f'{stem}: {format_scores(evaluation.add(stem, images))}' if evaluation.enabled else stem
-        rows.append((header, names, list(images)))
-        count += 1
-if evaluation.scores:
-    means = evaluation.finish(web_dir)  # metrics.json and metrics.csv
-    webpage.add_text(means)
-    print(means)
-for i in evaluation.order(len(rows)):
-    header, names, labels = rows[i]
-    webpage.add_header(header)
-    webpage.add_images(names, labels, names, width=opt.display_winsize)
-webpage.save()
-print(f'processed {count} images; gallery at {os.path.join(web_dir, "index.html")}')
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -4,6 +4,7 @@ import os
 
 import torch
 
+from data import demo
 from data.base_dataset import BaseDataset
 from util.plugins import find_plugin_class
 
@@ -17,23 +18,29 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1):
 
     A DistributedSampler is used even in one process: its order depends only on (seed, epoch), which
     is what makes an interrupted epoch reproducible. Call loader.sampler.set_epoch(epoch) each epoch.
+    The loader draws its workers' seeds from a generator of its own, so that iterating it leaves the
+    training process's random streams (dropout) as they would be without workers.
     """
+    if os.path.abspath(opt.dataroot).startswith(demo.DEMO_ROOT):
+        demo.ensure_demo_dataset()
     dataset = find_dataset_class(opt.dataset_mode)(opt)
     sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
                                seed=opt.seed or 0, drop_last=False)
     workers = loader_workers(opt.num_threads, world_size)
     return torch.utils.data.DataLoader(
         dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
-        pin_memory=opt.device.startswith('cuda'), persistent_workers=workers > 0)
+        pin_memory=opt.device.startswith('cuda'), persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(opt.seed or 0))
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):
     """A DistributedSampler whose epoch can begin part-way: set start_index (this process's samples to skip)
-    before iterating. The skipped samples are never loaded, and the rest come in the (seed, epoch) order."""
+    before iterating. The skipped samples are never loaded, and the rest come in the (seed, epoch) order,
+    as (epoch, index) keys: the dataset seeds each sample's augmentation with them."""
     start_index = 0
 
     def __iter__(self):
-        return itertools.islice(super().__iter__(), self.start_index, None)
+        return ((self.epoch, index) for index in itertools.islice(super().__iter__(), self.start_index, None))
 
     def __len__(self):
         return max(0, self.num_samples - self.start_index)

@@ -1,7 +1,8 @@
 import os
 
 from data.base_dataset import BaseDataset, get_params, transform
-from data.image_folder import DataError, make_dataset, open_image
+from data.image_folder import make_dataset, open_image
+from util.errors import UserError
 
 
 class AlignedDataset(BaseDataset):
@@ -15,22 +16,22 @@ class AlignedDataset(BaseDataset):
         self.A_channels = opt.output_nc if btoa else opt.input_nc
         self.B_channels = opt.input_nc if btoa else opt.output_nc
 
-    def __getitem__(self, index):
+    def load_sample(self, index, rng):
         path = self.AB_paths[index]
         AB = open_image(path)
         w, h = AB.size
         if w % 2:
-            raise DataError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
+            raise UserError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
                             f'width must be even. Recombine it with datasets/combine_A_and_B.py.')
         # A pair of halves each at most half as wide as tall is far likelier a single photo (square or
         # portrait) that landed in an aligned folder; cutting it in two would train on garbage.
         if w <= h:
-            raise DataError(f'{path} is {w}x{h}, not wider than tall, so it is not an A|B pair (two images side '
+            raise UserError(f'{path} is {w}x{h}, not wider than tall, so it is not an A|B pair (two images side '
                             f'by side). For single images use --dataset_mode single; to make pairs from A and B '
                             f'folders use datasets/combine_A_and_B.py.')
         half = w // 2
         A, B = AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))
-        params = get_params(self.opt, A.size)
+        params = get_params(self.opt, A.size, rng)
         return {'A': transform(A, self.opt, params, grayscale=self.A_channels == 1),
                 'B': transform(B, self.opt, params, grayscale=self.B_channels == 1),
                 'A_paths': path, 'B_paths': path}

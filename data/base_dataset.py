@@ -1,10 +1,10 @@
 """Base class of datasets and the preprocessing shared by all of them.
 
 A and B of a pair must get the same random crop and flip: get_params() draws them once per pair and
-get_transform() applies exactly those.
+transform() applies exactly those. They are drawn from a generator seeded by (seed, epoch, sample index),
+so a sample is cut and flipped the same way in the training process, in any DataLoader worker under any
+start method, on any DDP rank, and in a resumed run.
 """
-import random
-
 import numpy as np
 import torch
 import torch.utils.data as data
@@ -12,6 +12,11 @@ from PIL import Image
 
 
 class BaseDataset(data.Dataset):
+    """A dataset defines load_sample(index, rng), __len__ and, if it needs options, modify_commandline_options.
+
+    The loader's sampler (data/__init__.py) asks for dataset[(epoch, index)]; a plain index is epoch 0.
+    """
+
     def __init__(self, opt):
         self.opt = opt
         self.root = opt.dataroot
@@ -21,8 +26,16 @@ class BaseDataset(data.Dataset):
     def modify_commandline_options(parser, is_train):
         return parser
 
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        return self.load_sample(index, np.random.default_rng((self.opt.seed or 0, epoch, index)))
 
-def get_params(opt, size):
+    def load_sample(self, index, rng):
+        """The sample at index as a dict of tensors and paths; rng (numpy) draws its augmentation."""
+        raise NotImplementedError
+
+
+def get_params(opt, size, rng):
     w, h = size
     new_w, new_h = w, h
     if opt.preprocess == 'resize_and_crop':
@@ -30,9 +43,9 @@ def get_params(opt, size):
     elif opt.preprocess == 'scale_width_and_crop':
         new_w = opt.load_size
         new_h = opt.load_size * h // w
-    x = random.randint(0, max(0, new_w - opt.crop_size))
-    y = random.randint(0, max(0, new_h - opt.crop_size))
-    flip = random.random() > 0.5
+    x = int(rng.integers(0, max(0, new_w - opt.crop_size), endpoint=True))
+    y = int(rng.integers(0, max(0, new_h - opt.crop_size), endpoint=True))
+    flip = bool(rng.random() > 0.5)
     return {'crop_pos': (x, y), 'flip': flip}
 
 

@@ -2,8 +2,8 @@ import os
 
 from data.base_dataset import BaseDataset, get_params, transform
 from data.image_folder import make_dataset, open_image
-from options.base_options import OptionError
-from util import lab
+from data import lab
+from util.errors import UserError
 
 
 class ColorizationDataset(BaseDataset):
@@ -21,16 +21,16 @@ class ColorizationDataset(BaseDataset):
     def __init__(self, opt):
         super().__init__(opt)
         if (opt.input_nc, opt.output_nc, opt.direction) != (1, 2, 'AtoB'):
-            raise OptionError('--dataset_mode colorization maps L (1 channel) to ab (2 channels): it needs '
+            raise UserError('--dataset_mode colorization maps L (1 channel) to ab (2 channels): it needs '
                               '--input_nc 1 --output_nc 2 --direction AtoB (the defaults; drop the flags that change them)')
         phase_dir = os.path.join(opt.dataroot, opt.phase)
         self.image_dir = phase_dir if os.path.isdir(phase_dir) else opt.dataroot
         self.paths = make_dataset(self.image_dir, opt.max_dataset_size)
 
-    def __getitem__(self, index):
+    def load_sample(self, index, rng):
         path = self.paths[index]
         image = open_image(path)  # grayscale, palette and RGBA files become RGB here
-        rgb = (transform(image, self.opt, get_params(self.opt, image.size)) + 1) / 2
+        rgb = (transform(image, self.opt, get_params(self.opt, image.size, rng)) + 1) / 2
         A, B = lab.encode(lab.rgb_to_lab(rgb))
         return {'A': A, 'B': B, 'A_paths': path, 'B_paths': path}
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from util.util import atomic_write, mkdirs
+from util.files import atomic_write, mkdirs
 
 DEMO_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'datasets', 'demo')
 SIZE = 64

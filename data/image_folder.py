@@ -4,21 +4,9 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from util.errors import UserError
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
-
-
-class DataError(SystemExit, Exception):
-    """Bad input data: one clear message naming the file and the fix, exit status 1.
-
-    Also an Exception so that a DataLoader worker hands it to the main process (a bare SystemExit would
-    just kill the worker). torch re-creates it there from the worker's formatted traceback, whose last
-    line holds the message: keep only that.
-    """
-
-    def __init__(self, message):
-        if 'Original Traceback' in message:
-            message = message.rstrip().rpartition('DataError: ')[2].removeprefix('error: ')
-        super().__init__(f'error: {message}')
 
 
 def is_image_file(filename):
@@ -28,13 +16,13 @@ def is_image_file(filename):
 def make_dataset(directory, max_dataset_size=float('inf')):
     """Every image under directory (recursively), in sorted order."""
     if not os.path.isdir(directory):
-        raise DataError(f'{directory} is not a directory. Check --dataroot (and --phase): pix2pix expects '
+        raise UserError(f'{directory} is not a directory. Check --dataroot (and --phase): pix2pix expects '
                         f'DATAROOT/train and DATAROOT/test folders of A|B pairs.')
     images = []
     for root, _, names in sorted(os.walk(directory, followlinks=True)):
         images += [os.path.join(root, name) for name in sorted(names) if is_image_file(name)]
     if not images:
-        raise DataError(f'no images ({", ".join(IMG_EXTENSIONS)}) found in {directory}. Check --dataroot and --phase.')
+        raise UserError(f'no images ({", ".join(IMG_EXTENSIONS)}) found in {directory}. Check --dataroot and --phase.')
     return images[:min(max_dataset_size, len(images))]
 
 
@@ -48,7 +36,7 @@ def open_image(path, channels=3):
         with Image.open(path) as image:
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f'cannot read image {path}: {e}. Remove or replace the file.')
+        raise UserError(f'cannot read image {path}: {e}. Remove or replace the file.')
     if image.mode.startswith('I'):
         array = np.asarray(image, dtype=np.float64)
         # I;16* is 16-bit whatever its values; plain I (32-bit) is taken as 16-bit when it exceeds 8 bits.

@@ -10,10 +10,10 @@ class SingleDataset(BaseDataset):
         self.A_paths = make_dataset(self.image_dir, opt.max_dataset_size)
         self.channels = opt.output_nc if opt.direction == 'BtoA' else opt.input_nc
 
-    def __getitem__(self, index):
+    def load_sample(self, index, rng):
         path = self.A_paths[index]
         A = open_image(path)
-        return {'A': transform(A, self.opt, get_params(self.opt, A.size), grayscale=self.channels == 1),
+        return {'A': transform(A, self.opt, get_params(self.opt, A.size, rng), grayscale=self.channels == 1),
                 'A_paths': path}
 
     def __len__(self):

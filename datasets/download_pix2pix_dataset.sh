@@ -65,7 +65,7 @@ command -v curl >/dev/null || fail "curl is needed to download; install it first
 curl -fL --progress-bar -o "$WORK/$NAME.tar.gz" "$URL" || fail "download of $URL failed"
 
 echo "Checking and extracting $NAME.tar.gz"
-(cd "$REPO_ROOT" && "$PYTHON" -m util.safe_archive "$WORK/$NAME.tar.gz" "$WORK/extracted") ||
+(cd "$REPO_ROOT" && "$PYTHON" -m util.archives "$WORK/$NAME.tar.gz" "$WORK/extracted") ||
     fail "$URL is not a complete, safe archive; nothing was extracted"
 [[ -d "$WORK/extracted/$NAME" ]] || fail "$URL has no top-level folder $NAME/"
 # Into the folder, not onto TARGET: should a parallel run have created TARGET

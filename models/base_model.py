@@ -1,7 +1,12 @@
 """What every model shares: devices, saving and loading networks, schedules, visuals and losses.
 
 A model names its pieces in lists (loss_names, visual_names, model_names) and this class finds the
-attributes loss_<name>, <visual>, net<name> by those names.
+attributes loss_<name>, <visual>, net<name> by those names. What train.py uses of a model:
+    set_input(data), optimize_parameters(), update_averages()   one training step
+    get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
+    networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
+    state_dict(), load_state_dict(state)                         everything an exact resume needs
+    save_networks(prefix), update_learning_rate(metric)
 """
 import os
 from collections import OrderedDict
@@ -10,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from models import checkpoint, networks
-from util.util import atomic_torch_save, keep_freed_memory
+from util.devices import keep_freed_memory
+from util.errors import UserError
+from util.files import atomic_torch_save
 
 
 class BaseModel:
@@ -22,6 +29,7 @@ class BaseModel:
         self.loss_names, self.model_names, self.visual_names = [], [], []
         self.optimizers, self.schedulers = [], []
         self.averages = {}  # name -> WeightAverage of a trained network, saved as <epoch>_net_<name>.pth
+        self.plateau_loss = None  # the loss name whose epoch mean --lr_policy plateau follows
         self.image_paths = []
         # --amp: the networks run in bfloat16/float16 inside self.autocast(); weights, gradients, optimizer
         # state and checkpoints stay float32, and losses are computed in float32.
@@ -45,17 +53,26 @@ class BaseModel:
         raise NotImplementedError
 
     def networks(self):
-        return [getattr(self, 'net' + name) for name in self.model_names]
+        """{name: network}, as the attributes net<name> hold them (inside DDP once wrapped)."""
+        return {name: getattr(self, 'net' + name) for name in self.model_names}
+
+    def wrap_networks(self, wrap):
+        """Replace each network by wrap(network), e.g. distributed.wrap for DDP."""
+        for name, net in self.networks().items():
+            setattr(self, 'net' + name, wrap(net))
 
     def setup(self, opt):
         """Load networks when testing or resuming, make the schedulers, print the networks, then apply
         the speed settings (docs/performance.md)."""
         if self.is_train:
+            if opt.lr_policy == 'plateau' and self.plateau_loss is None:
+                raise UserError(f'--lr_policy plateau follows a training loss, but --model {opt.model} names none; '
+                                f'choose another --lr_policy')
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.is_train or opt.continue_train:
-            self.load_networks(self.checkpoint_prefix(opt))
+            self.load_networks(checkpoint.file_prefix(opt))
         if not self.is_train:
-            for net in self.networks():
+            for net in self.networks().values():
                 networks.normalize_each_image(net)
                 if self.amp_dtype is not None:
                     networks.cast_convolutions(net, self.amp_dtype)
@@ -63,7 +80,7 @@ class BaseModel:
         keep_freed_memory()
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True  # image sizes rarely change: time cuDNN's algorithms once
-        for net in self.networks():
+        for net in self.networks().values():
             if opt.channels_last:
                 net.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same tensors
             if opt.compile:
@@ -78,16 +95,12 @@ class BaseModel:
         impl = {'fused': {'fused': True}, 'foreach': {'foreach': True}, 'for_loop': {'foreach': False}}
         return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999), **impl[self.opt.adam_impl])
 
-    @staticmethod
-    def checkpoint_prefix(opt):
-        return f'iter_{opt.load_iter}' if opt.load_iter > 0 else opt.epoch
-
     def eval(self):
-        for net in self.networks():
+        for net in self.networks().values():
             net.eval()
 
     def train(self):
-        for net in self.networks():
+        for net in self.networks().values():
             net.train()
 
     def test(self):
@@ -138,14 +151,54 @@ class BaseModel:
         for average in self.averages.values():
             average.update()
 
+    def state_dict(self):
+        """Everything an exact resume needs of the model (util/training/state.py saves it with the counters):
+        the networks, the weight averages, the optimizers, the schedulers and the gradient scaler."""
+        return {
+            'networks': {name: cpu_state(unwrap(net)) for name, net in self.networks().items()},
+            'averages': {name: average.state_dict() for name, average in self.averages.items()},
+            'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
+            'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+            'grad_scaler': self.scaler.state_dict(),  # empty unless --amp fp16
+        }
+
+    def load_state_dict(self, state):
+        for name, weights in state['networks'].items():
+            unwrap(getattr(self, 'net' + name)).load_state_dict(weights)
+        for optimizer, saved in zip(self.optimizers, state['optimizers']):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state['schedulers']):
+            scheduler.load_state_dict(saved)
+        for name, average in self.averages.items():
+            if name in state.get('averages', {}):
+                average.load_state_dict(state['averages'][name])
+            else:  # --ema_decay added on resuming: average from the weights reached so far
+                print(f'note: the save has no {name}: the weight average starts from the resumed weights')
+                average.restart()
+        if state.get('grad_scaler'):  # --amp fp16: the loss scale it had found, not the default again
+            self.scaler.load_state_dict(state['grad_scaler'])
+
+    def retune_optimizers(self, lr_scale, beta1):
+        """Scale every learning rate, the schedule's included, and set Adam's beta1: for --lr and --beta1
+        typed on resuming. Scaling the current rate fits every policy (the linear, step and cosine rates
+        are proportional to the base rate; plateau only ever multiplies the current one)."""
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+            for group in optimizer.param_groups:
+                for key in ('lr', 'initial_lr'):  # initial_lr: where the linear/step/cosine schedules start from
+                    if key in group:
+                        group[key] *= lr_scale
+                group['betas'] = (beta1, group['betas'][1])
+            if hasattr(scheduler, 'base_lrs'):
+                scheduler.base_lrs = [lr * lr_scale for lr in scheduler.base_lrs]
+
     def save_networks(self, prefix):
         """Save each network (and weight average) as a plain CPU state_dict, in the reference's file names
         and format."""
         os.makedirs(self.save_dir, exist_ok=True)
-        nets = [(name, unwrap(getattr(self, 'net' + name))) for name in self.model_names]
-        for name, net in nets + [(name, average.net) for name, average in self.averages.items()]:
-            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}  # as without --channels_last
-            atomic_torch_save(state, self.network_file(prefix, name))
+        nets = {name: unwrap(net) for name, net in self.networks().items()}
+        nets.update({name: average.net for name, average in self.averages.items()})
+        for name, net in nets.items():
+            atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
 
     def load_networks(self, prefix):
@@ -176,6 +229,11 @@ class BaseModel:
         for net in nets if isinstance(nets, (list, tuple)) else [nets]:
             for param in net.parameters():
                 param.requires_grad = requires_grad
+
+
+def cpu_state(net):
+    """net's state_dict on the CPU, in the default memory order (as without --channels_last)."""
+    return {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
 
 
 def unwrap(net):

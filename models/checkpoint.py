@@ -10,22 +10,17 @@ import os
 import torch
 
 from models import networks
-from options.base_options import OptionError
-from util.util import atomic_write_text
+from util.errors import UserError
+from util.files import atomic_write_text
 
 G_OPTIONS = ('input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout')
 D_OPTIONS = ('ndf', 'netD', 'n_layers_D')
 
 
-class CheckpointError(SystemExit):
-    def __init__(self, message):
-        super().__init__(f'error: {message}')
-
-
 def load_state_dict(path):
     """Read a state_dict with weights_only=True (a crafted pickle cannot run code) and normalise it."""
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint {path} does not exist. Check --name, --checkpoints_dir, --epoch '
+        raise UserError(f'checkpoint {path} does not exist. Check --name, --checkpoints_dir, --epoch '
                               f'and --load_iter (files there: {", ".join(sorted(os.listdir(os.path.dirname(path))))})'
                               if os.path.isdir(os.path.dirname(path)) else
                               f'checkpoint {path} does not exist: no folder {os.path.dirname(path)}. '
@@ -33,10 +28,10 @@ def load_state_dict(path):
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # torch raises several types for truncated zips, bad pickles and refused globals
-        raise CheckpointError(f'cannot load checkpoint {path}: {str(e).splitlines()[0]}. The file is truncated, '
+        raise UserError(f'cannot load checkpoint {path}: {str(e).splitlines()[0]}. The file is truncated, '
                               f'corrupt or not a weights file; restore it or load another epoch with --epoch.')
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f'{path} does not hold a state_dict of tensors.')
+        raise UserError(f'{path} does not hold a state_dict of tensors.')
     if hasattr(state, '_metadata'):
         del state._metadata
     # Saved from DataParallel/DDP by other code: drop the wrapper's prefix.
@@ -74,7 +69,7 @@ def load_into(net, path, opt, role):
         missing = sorted(expected.keys() - state.keys())[:3]
         unexpected = sorted(state.keys() - expected.keys())[:3]
         message += f' Missing keys: {missing}; unexpected keys: {unexpected}. Check {", ".join("--" + k for k in D_OPTIONS)} and --norm.'
-    raise CheckpointError(message)
+    raise UserError(message)
 
 
 def fmt(value):
@@ -136,11 +131,19 @@ def read_architecture(opt):
         return json.load(f)
 
 
-def adopt_saved_architecture(opt, generator_path):
-    """Take the architecture options a checkpoint was saved with, unless the user typed them.
+def file_prefix(opt):
+    """The name network files start with: <epoch>, or iter_<N> with --load_iter."""
+    return f'iter_{opt.load_iter}' if opt.load_iter > 0 else opt.epoch
+
+
+def adopt_saved_architecture(opt):
+    """Take the architecture options a checkpoint was saved with, unless the user typed them: from
+    architecture.json, or else inferred from the generator file's layers.
 
     A typed option that contradicts the saved one is an error that names both, before any loading.
     """
+    generator_path = os.path.join(opt.checkpoints_dir, opt.name,
+                                  f'{file_prefix(opt)}_net_G{getattr(opt, "model_suffix", "")}.pth')
     saved = read_architecture(opt)
     source = architecture_path(opt)
     if saved is None and os.path.isfile(generator_path):
@@ -152,7 +155,7 @@ def adopt_saved_architecture(opt, generator_path):
     conflicts = [f'--{k} {fmt(getattr(opt, k))} (saved: {fmt(saved[k])})'
                  for k in keys if k in opt.explicit and getattr(opt, k) != saved[k]]
     if conflicts:
-        raise OptionError(f'the checkpoint was trained with other architecture options than you gave: '
+        raise UserError(f'the checkpoint was trained with other architecture options than you gave: '
                           f'{", ".join(conflicts)}. Saved in {source}; drop these flags to use the saved ones.')
     for k in keys:
         setattr(opt, k, saved[k])

@@ -38,6 +38,7 @@ class Pix2PixModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.loss_names = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
+        self.plateau_loss = 'G_L1'  # --lr_policy plateau lowers the rate when the epoch's mean L1 stops falling
         self.visual_names = ['real_A', 'fake_B', 'real_B']
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                       not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)

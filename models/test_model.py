@@ -5,13 +5,14 @@ architecture.json or, for a reference checkpoint, from the file's layers.
 """
 from models import networks
 from models.base_model import BaseModel
+from util.errors import UserError
 
 
 class TestModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         if is_train:
-            raise SystemExit('error: --model test is for test.py only; train with --model pix2pix')
+            raise UserError('--model test is for test.py only; train with --model pix2pix')
         parser.set_defaults(dataset_mode='single', netG='unet_256', norm='batch')
         return parser
 

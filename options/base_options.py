@@ -14,14 +14,11 @@ import torch
 
 import data
 import models
-from util import util
-
-
-class OptionError(SystemExit):
-    """A bad option or combination: printed as one clear line, exit status 2, no traceback."""
-
-    def __init__(self, message):
-        super().__init__(f'error: {message}')
+from data import demo
+from models import networks
+from util.errors import UserError
+from util import devices
+from util.files import atomic_write_text, mkdirs, options_dict
 
 
 class BaseOptions:
@@ -35,7 +32,7 @@ class BaseOptions:
         parser.add_argument('--name', type=str, default='experiment_name',
                             help='name of the experiment; checkpoints go to checkpoints_dir/name')
         parser.add_argument('--device', type=str, default='auto',
-                            help='auto (CUDA when present, else CPU), cpu, cuda or cuda:N')
+                            help='auto (CUDA, else Apple\'s GPU, else the CPU), cpu, cuda, cuda:N or mps')
         parser.add_argument('--gpu_ids', type=str, default=None,
                             help='reference-compatible device choice: -1 for CPU, 0 for cuda:0 '
                                  '(several ids: use torchrun, see README)')
@@ -104,6 +101,8 @@ class BaseOptions:
         return opt
 
     def parse(self, argv=None):
+        """The options for argv (default: the command line), with defaults applied and checked. Reads and
+        writes no file: the architecture saved with a checkpoint is taken by models.resolve_architecture."""
         argv = sys.argv[1:] if argv is None else argv
         opt = self.gather_options(argv)
         opt.is_train = self.is_train
@@ -111,11 +110,6 @@ class BaseOptions:
             apply_demo_defaults(opt, self.parser)
         if opt.suffix:
             opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
-        if not self.is_train or opt.continue_train:
-            from models import checkpoint
-            from models.base_model import BaseModel
-            generator_file = f'{BaseModel.checkpoint_prefix(opt)}_net_G{getattr(opt, "model_suffix", "")}.pth'
-            checkpoint.adopt_saved_architecture(opt, os.path.join(opt.checkpoints_dir, opt.name, generator_file))
         resolve_device(opt)
         validate(opt)
         return opt
@@ -133,15 +127,10 @@ class BaseOptions:
         message = '\n'.join(lines)
         print(message)
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        util.mkdirs(expr_dir)
-        util.atomic_write_text(os.path.join(expr_dir, f'{file_stem}.txt'), message + '\n')
-        util.atomic_write_text(os.path.join(expr_dir, f'{file_stem}.json'),
+        mkdirs(expr_dir)
+        atomic_write_text(os.path.join(expr_dir, f'{file_stem}.txt'), message + '\n')
+        atomic_write_text(os.path.join(expr_dir, f'{file_stem}.json'),
                                json.dumps(options_dict(opt), indent=1, sort_keys=True) + '\n')
-
-
-def options_dict(opt):
-    return {k: (v if v != float('inf') else None) for k, v in vars(opt).items()
-            if k != 'explicit' and isinstance(v, (str, int, float, bool, type(None)))}
 
 
 def explicit_options(parser, argv):
@@ -160,11 +149,11 @@ DEMO_SETTINGS = dict(load_size=64, crop_size=64, preprocess='resize_and_crop', n
 
 
 def apply_demo_defaults(opt, parser):
-    """No --dataroot: use the generated demo set, with sizes that train in minutes on a CPU."""
-    from data.demo import ensure_demo_dataset
+    """No --dataroot: the demo set (data/demo.py makes it when the dataset is first built), with sizes that
+    train in minutes on a CPU."""
     if opt.model not in ('pix2pix', 'test'):
-        raise OptionError(f'--dataroot is required for --model {opt.model} (the built-in demo data is for pix2pix)')
-    opt.dataroot = ensure_demo_dataset()
+        raise UserError(f'--dataroot is required for --model {opt.model} (the built-in demo data is for pix2pix)')
+    opt.dataroot = demo.DEMO_ROOT
     if opt.model == 'test':
         opt.dataroot = os.path.join(opt.dataroot, 'testA')
     for key, value in DEMO_SETTINGS.items():
@@ -177,21 +166,11 @@ def resolve_device(opt):
     if opt.gpu_ids is not None and 'device' not in opt.explicit:
         first = opt.gpu_ids.split(',')[0].strip()
         opt.device = 'cpu' if first == '-1' else f'cuda:{first}'
-    if opt.device == 'auto':
-        opt.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if opt.device.startswith('cuda'):
-        if not torch.cuda.is_available():
-            raise OptionError(f'--device {opt.device}: CUDA is not available on this machine; use --device cpu')
-        index = opt.device.partition(':')[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise OptionError(f'--device {opt.device}: this machine has {torch.cuda.device_count()} CUDA device(s)')
-    elif opt.device != 'cpu':
-        raise OptionError(f'--device {opt.device}: choose auto, cpu, cuda or cuda:N')
+    opt.device = devices.resolve(opt.device)
 
 
 def validate(opt):
     """Catch impossible combinations here, with the fix, rather than as a tensor error deep inside."""
-    from models import networks
     checks = [
         (opt.direction in ('AtoB', 'BtoA'), f'--direction {opt.direction}: choose AtoB or BtoA'),
         (opt.norm in networks.NORMS, f'--norm {opt.norm}: choose from {", ".join(networks.NORMS)}'),
@@ -230,20 +209,10 @@ def validate(opt):
     try:
         networks.unet_depth(opt.netG) if opt.netG.startswith('unet_') else networks.resnet_blocks(opt.netG)
     except ValueError as e:
-        raise OptionError(f'--netG: {e}')
-    if opt.netG.startswith('unet_') and opt.is_train and opt.preprocess != 'none':
-        size = opt.crop_size if 'crop' in opt.preprocess else opt.load_size
-        need = 2 ** networks.unet_depth(opt.netG)
-        checks.append((size % need == 0,
-                       f'--netG {opt.netG} needs images whose sides are multiples of {need}, but training images '
-                       f'are {size} pixels; use --crop_size {max(need, size // need * need)} or --netG unet_{_pow2_at_most(size)}'))
+        raise UserError(f'--netG: {e}')
     for ok, message in checks:
         if not ok:
-            raise OptionError(message)
-
-
-def _pow2_at_most(n):
-    return 1 << (max(n, 16).bit_length() - 1)
+            raise UserError(message)
 
 
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')

@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from models import create_model, networks  # noqa: E402  (after the path is set)
 from options.train_options import TrainOptions  # noqa: E402
-from util.util import keep_freed_memory  # noqa: E402
+from util.devices import keep_freed_memory  # noqa: E402
 
 PAPER_SIZE = 256
 

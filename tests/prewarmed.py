@@ -126,7 +126,7 @@ def serve():
     import models  # noqa: F401
     import options.test_options  # noqa: F401
     import options.train_options  # noqa: F401
-    import util.visualizer  # noqa: F401
+    import util.display.visualizer  # noqa: F401
     for line in sys.stdin:
         command = json.loads(line)
         if command['op'] == 'ping':

@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
-from data.image_folder import DataError, open_image
+from data.image_folder import open_image
+from util.errors import UserError
 from tests.datagen import TINY_NET, make_aligned_pairs
 from tests.prewarmed import runner  # noqa: F401 (a fixture)
-from util import training_state
+from util.training import state as training_state
 
 
 @pytest.fixture(scope='module')
@@ -112,7 +113,7 @@ def test_unreadable_image_in_a_loader_worker_keeps_its_message(tmp_path):
         def __getitem__(self, index):
             return torch.zeros(open_image(str(bad)).size)
 
-    with pytest.raises(DataError) as error:
+    with pytest.raises(UserError) as error:
         list(torch.utils.data.DataLoader(OneImage(), num_workers=1))
     assert error.value.code.startswith(f'error: cannot read image {bad}: ')
     assert 'Traceback' not in error.value.code and error.value.code.endswith('Remove or replace the file.')

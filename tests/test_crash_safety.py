@@ -11,8 +11,8 @@ import pytest
 from models import checkpoint
 from tests.datagen import TINY_NET, make_aligned_pairs
 from tests.prewarmed import runner  # noqa: F401 (a fixture)
-from util import training_state
-from util.util import UMASK, atomic_write, atomic_write_text
+from util.training import state as training_state
+from util.files import UMASK, atomic_write, atomic_write_text
 
 
 def check_every_file_loads(folder):

@@ -8,7 +8,6 @@ The ranks run train.py itself, started by torch.multiprocessing.spawn and meetin
 """
 import os
 import re
-import runpy
 import sys
 
 import pytest
@@ -32,13 +31,13 @@ def train_rank(rank, world_size, argv_by_rank, dump_dir):
     """One rank: train.py as torchrun would start it, then its own networks and last losses saved for the test."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), GLOO_SOCKET_IFNAME='lo')
     torch.set_num_threads(1)
-    sys.argv = ['train.py', *map(str, argv_by_rank[rank])]
-    trained = runpy.run_path(os.path.join(REPO, 'train.py'), run_name='__main__')
-    model = trained['model']
-    nets = {name: unwrap(getattr(model, 'net' + name)) for name in model.model_names}
+    sys.path.insert(0, REPO)
+    import train
+    model = train.main([str(arg) for arg in argv_by_rank[rank]])
+    nets = {name: unwrap(net) for name, net in model.networks().items()}
     nets.update({name: average.net for name, average in model.averages.items()})
     torch.save({'networks': {name: net.state_dict() for name, net in nets.items()},
-                'losses': {k: v.item() for k, v in trained['losses'].items()}},
+                'losses': {k: v.item() for k, v in model.get_current_losses().items()}},
                os.path.join(dump_dir, f'rank{rank}.pt'))
 
 

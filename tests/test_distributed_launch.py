@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from models import networks
-from options.base_options import OptionError
+from util.errors import UserError
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, run
@@ -152,7 +152,7 @@ def test_a_group_that_cannot_form_times_out_with_a_clear_message(tmp_path):
 
 def test_syncbatch_on_cpu_is_refused_with_what_to_use_instead(tmp_path):
     data = make_aligned_pairs(str(tmp_path / 'data'), count=1, size=32, phases=('train', 'test'))
-    with pytest.raises(OptionError) as refused:
+    with pytest.raises(UserError) as refused:
         TrainOptions().parse(['--dataroot', data, '--checkpoints_dir', str(tmp_path), '--norm', 'syncbatch',
                               '--device', 'cpu'])
     message = str(refused.value)

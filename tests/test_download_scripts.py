@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.servers import http_server
-from util.safe_archive import ArchiveError, UnsafeArchiveError, safe_extract
+from util.archives import ArchiveError, UnsafeArchiveError, safe_extract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASET_SCRIPT = os.path.join(REPO_ROOT, 'datasets', 'download_pix2pix_dataset.sh')
@@ -200,7 +200,7 @@ def test_unknown_model_lists_the_valid_names(tmp_path, env):
     assert not (tmp_path / 'checkpoints').exists()
 
 
-# --- util/safe_archive.py directly
+# --- util/archives.py directly
 
 def assert_refused(archive, tmp_path, error=UnsafeArchiveError):
     before = folder_tree(tmp_path)
@@ -286,7 +286,7 @@ def test_zip_archives(tmp_path):
 
 def test_command_line(tmp_path):
     archive = write_tar(tmp_path / 'a.tgz', FACADES)
-    command = [sys.executable, '-m', 'util.safe_archive', str(archive), str(tmp_path / 'dest')]
+    command = [sys.executable, '-m', 'util.archives', str(archive), str(tmp_path / 'dest')]
     ok = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / 'dest' / 'facades' / 'test' / '1.jpg').exists()

@@ -12,8 +12,8 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tests.datagen import TINY_NET, make_aligned_pairs, run
-from util import fid
-from util.evaluation import target_pair
+from util.evaluation import fid
+from util.evaluation.scores import target_pair
 
 COUNT = 6
 SIZE = ['--load_size', 32, '--crop_size', 32]

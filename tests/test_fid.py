@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from util.fid import (
+from util.evaluation.fid import (
     WEIGHTS_NAME,
     WEIGHTS_URL,
     InceptionFeatures,

@@ -9,8 +9,8 @@ from PIL import Image
 
 from tests import browser
 from tests.datagen import TINY_NET, make_aligned_pairs, run
-from util import loss_plot
-from util.loss_plot import MAX_POINTS, LossLog, loss_plots, nice_ticks
+from util.display import loss_plot
+from util.display.loss_plot import MAX_POINTS, LossLog, loss_plots, nice_ticks
 
 LOSS_NAMES = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
 # Test images whose names would be markup if a page did not escape them; '/' cannot be in a

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from util.metrics import json_safe, l1, psnr, score_pair, ssim, summarize
+from util.evaluation.metrics import json_safe, l1, psnr, score_pair, ssim, summarize
 
 
 def random_image(seed, shape=(64, 64, 3)):

@@ -12,7 +12,7 @@ import torch
 
 from tests.datagen import make_aligned_pairs
 from tests.prewarmed import runner  # noqa: F401 (a fixture)
-from util import training_state
+from util.training import state as training_state
 
 # 7 pairs in batches of 2 (the last one partial), random 64-pixel crops of 72-pixel images with flips,
 # and unet_64, which has dropout: every random generator training uses is in play. On the CPU: CUDA's
@@ -168,7 +168,7 @@ def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
     from models import create_model
     from options.train_options import TrainOptions
     from tests.datagen import TINY_NET, make_aligned_pairs
-    from util.training_state import TrainingState
+    from util.training.state import TrainingState
 
     data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32, phases=('train',))
     argv = ['--dataroot', data, '--name', 'scale', '--checkpoints_dir', str(tmp_path), *TINY_NET, '--seed', '0']
@@ -184,7 +184,7 @@ def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
     model, state = model_and_state([])
     model.scaler.scale(torch.ones(()))
     model.scaler.update(new_scale=1024.0)  # as after some steps with inf gradients
-    state.save(model, 1, 0, 0, torch.zeros(()))
+    state.save(model)
     resumed, resumed_state = model_and_state(['--continue_train'])
-    resumed_state.start(resumed)
+    resumed_state.restore(resumed)
     assert resumed.scaler.get_scale() == 1024.0

@@ -16,7 +16,7 @@ from models import create_model, networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, needs_cxx, run
-from util.util import tensor2im
+from util.images import tensor2im
 
 torch.set_num_threads(1)  # other tests share the cores
 
@@ -39,7 +39,7 @@ def random_pair(batch=1, size=32, seed=0):
 def conv_output_dtypes(model, step):
     """dtypes of every convolution's output (oneDNN and matmul paths alike) while step() runs."""
     dtypes = []
-    convs = [m for net in model.networks() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    convs = [m for net in model.networks().values() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     handles = [m.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype)) for m in convs]
     step()
     for h in handles:
@@ -82,7 +82,7 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path):
 
 def test_channels_last_lays_out_weights_channels_last_and_saves_them_as_usual(tmp_path):
     model = tiny_model(tmp_path, '--channels_last')
-    weights = [p for net in model.networks() for p in net.parameters() if p.dim() == 4]
+    weights = [p for net in model.networks().values() for p in net.parameters() if p.dim() == 4]
     assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
     assert not all(p.is_contiguous() for p in weights)
     model.set_input(random_pair())
@@ -296,7 +296,7 @@ def test_pil_to_tensor_matches_torchvision():
 
 def test_data_loading_modules_do_not_import_torchvision():
     # torchvision's import costs about 1.3 s per train.py/test.py process.
-    code = 'import sys, data, data.aligned_dataset, models, util.util; print("torchvision" in sys.modules)'
+    code = 'import sys, data, data.aligned_dataset, models, util.files, util.images; print("torchvision" in sys.modules)'
     out = subprocess.run([PYTHON, '-c', code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == 'False'
 

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from models import checkpoint
+from util.errors import UserError
 from tests import browser
 from tests.datagen import TINY_NET
 from tests.prewarmed import runner  # noqa: F401 (a fixture)
 from tests.test_bad_input import pair_image, trained  # noqa: F401 (a fixture)
-from util import training_state
+from util.training import state as training_state
 
 
 class WritesAFile:
@@ -38,7 +39,7 @@ def test_the_crafted_pickle_does_run_code_when_loaded_unsafely(tmp_path):
 
 def test_checkpoint_loader_refuses_the_crafted_pickle(tmp_path):
     malicious_checkpoint(tmp_path / 'evil.pth', tmp_path / 'marker')
-    with pytest.raises(checkpoint.CheckpointError, match='not a weights file'):
+    with pytest.raises(UserError, match='not a weights file'):
         checkpoint.load_state_dict(str(tmp_path / 'evil.pth'))
     assert not (tmp_path / 'marker').exists()
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from tests import browser, servers
-from util import visdom_display
-from util.visdom_display import VisdomDisplay, make_display
+from util.display import visdom_display
+from util.display.visdom_display import VisdomDisplay, make_display
 
 pytest.importorskip("visdom", reason="visdom not installed: pip install visdom")
 # visdom 0.2.4 calls the deprecated logger.warn when made without its event socket.

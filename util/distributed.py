@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from util.errors import UserError
+
 
 def launched():
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
@@ -33,9 +35,12 @@ def setup(opt):
     rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
     local_rank = int(os.environ.get('LOCAL_RANK', 0))
     device_id = None
+    if opt.device == 'mps':
+        raise UserError('--device mps runs in one process: torch.distributed has no backend for Apple\'s GPU. '
+                        'Start train.py with python instead of torchrun, or use --device cpu with torchrun.')
     if opt.device.startswith('cuda'):
         if local_rank >= torch.cuda.device_count():
-            raise SystemExit(f'error: process LOCAL_RANK={local_rank} has no GPU of its own: this machine has '
+            raise UserError(f'process LOCAL_RANK={local_rank} has no GPU of its own: this machine has '
                              f'{torch.cuda.device_count()} CUDA device(s). Start at most that many processes per '
                              f'machine (torchrun --nproc_per_node).')
         opt.device = f'cuda:{local_rank}'
@@ -46,7 +51,7 @@ def setup(opt):
         dist.init_process_group(backend, init_method=opt.dist_url, rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=opt.dist_timeout), device_id=device_id)
     except (RuntimeError, ValueError) as e:  # torch's store, timeout and network errors are RuntimeErrors
-        raise SystemExit(f'error: process {rank} of {world_size} could not form the process group '
+        raise UserError(f'process {rank} of {world_size} could not form the process group '
                          f'({backend}, --dist_url {opt.dist_url}) within --dist_timeout {opt.dist_timeout:g} s: '
                          f'{str(e).strip().splitlines()[0]}\nStart all {world_size} processes (the same torchrun '
                          f'command on every machine) and check that they reach each other.')
@@ -93,6 +98,14 @@ def explain_failed_exchanges(rank, world_size, timeout):
 def is_main():
     """True in the process that writes checkpoints, logs and pages: rank 0, or the only process."""
     return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def rank():
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size():
+    return dist.get_world_size() if dist.is_initialized() else 1
 
 
 def wrap(net):

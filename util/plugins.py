@@ -2,6 +2,8 @@
 import importlib
 import pkgutil
 
+from util.errors import UserError
+
 
 def find_plugin_class(package, name, suffix, base_class, flag):
     module_name = f'{package}.{name}_{suffix}'
@@ -10,8 +12,7 @@ def find_plugin_class(package, name, suffix, base_class, flag):
     except ModuleNotFoundError as e:
         if e.name != module_name:
             raise
-        from options.base_options import OptionError
-        raise OptionError(f'{flag} {name}: there is no {package}/{name}_{suffix}.py '
+        raise UserError(f'{flag} {name}: there is no {package}/{name}_{suffix}.py '
                           f'(available: {", ".join(available(package, suffix))})')
     target = (name + suffix).replace('_', '').lower()
     for attr, cls in vars(module).items():

@@ -7,7 +7,7 @@ temporary folder beside the destination and its top-level entries are then
 renamed into place, so a refused, corrupt or truncated archive leaves nothing
 behind.
 
-Shell use: python -m util.safe_archive ARCHIVE DEST
+Shell use: python -m util.archives ARCHIVE DEST
 """
 import os
 import shutil
@@ -177,7 +177,7 @@ def safe_extract(archive_path, dest_dir):
 def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print('usage: python -m util.safe_archive ARCHIVE DEST', file=sys.stderr)
+        print('usage: python -m util.archives ARCHIVE DEST', file=sys.stderr)
         return 2
     try:
         safe_extract(*args)

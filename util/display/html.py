@@ -7,7 +7,7 @@ from urllib.parse import quote
 import dominate
 from dominate.tags import a, br, details, h1, h3, img, meta, p, pre, summary, table, td, th, tr
 
-from util.util import atomic_write_text
+from util.files import atomic_write_text
 
 
 class HTML:
@@ -38,7 +38,7 @@ class HTML:
             p(text)
 
     def add(self, element):
-        """Append a dominate element, e.g. the loss charts of util/loss_plot.py."""
+        """Append a dominate element, e.g. the loss charts of util/display/loss_plot.py."""
         self.doc.add(element)
 
     def add_table(self, rows):

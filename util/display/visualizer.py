@@ -6,9 +6,11 @@ import time
 
 from tqdm import tqdm
 
-from util import html, util
-from util.loss_plot import LossLog, loss_plots
-from util.visdom_display import VisdomDisplay, make_display
+from util.display import html
+from util.display.loss_plot import LossLog, loss_plots
+from util.display.visdom_display import VisdomDisplay, make_display
+from util.files import mkdirs
+from util.images import save_image, tensor2im
 
 
 def progress_bar(iterable, enabled=True, **tqdm_args):
@@ -35,7 +37,7 @@ class Visualizer:
         self.display = make_display(opt) if is_main else VisdomDisplay(display_id=0)
         if not is_main:
             return
-        util.mkdirs(self.expr_dir)
+        mkdirs(self.expr_dir)
         with open(self.log_name, 'a') as log_file:
             log_file.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
 
@@ -84,9 +86,9 @@ class Visualizer:
     def save_current_results(self, visuals, epoch):
         """Save the current visuals as web/images/epoch###_<name>.png and rebuild the page."""
         image_dir = os.path.join(self.web_dir, 'images')
-        util.mkdirs(image_dir)
+        mkdirs(image_dir)
         for label, image in visuals.items():
-            util.save_image(util.tensor2im(image), os.path.join(image_dir, f'epoch{epoch:03d}_{label}.png'))
+            save_image(tensor2im(image), os.path.join(image_dir, f'epoch{epoch:03d}_{label}.png'))
         self.page_epoch, self.page_labels = epoch, list(visuals)
         self.write_page()
 

@@ -1,6 +1,6 @@
 """Scores of test.py's outputs against their targets, for metrics.json, metrics.csv and the gallery.
 
-Scores are taken on the 8-bit RGB images test.py saves (util.tensor2im), so they can be recomputed
+Scores are taken on the 8-bit RGB images test.py saves (util.images.tensor2im), so they can be recomputed
 from the PNGs. FID and KID need the Inception weights file on disk (--fid_weights); nothing is
 downloaded.
 """
@@ -10,8 +10,9 @@ import json
 import math
 import os
 
-from util import fid, metrics
-from util.util import atomic_write_text
+from util.evaluation import fid, metrics
+from util.errors import UserError
+from util.files import atomic_write_text
 
 # (output, target) visual names, first match wins: colorization shows RGB versions of its Lab tensors.
 TARGET_PAIRS = (('fake_B_rgb', 'real_B_rgb'), ('fake_B', 'real_B'))
@@ -28,13 +29,6 @@ def target_pair(visual_names):
     return None
 
 
-class EvaluationError(SystemExit):
-    """A flag that cannot work here: one clear line, non-zero exit, no traceback (as options.OptionError)."""
-
-    def __init__(self, message):
-        super().__init__(f'error: {message}')
-
-
 class Evaluation:
     """Collects per-image scores (and Inception features for FID/KID) while test.py runs."""
 
@@ -43,7 +37,7 @@ class Evaluation:
         if self.pair is None:
             for flag, value in (('--sort_by_metric', sort_by), ('--fid_weights', fid_weights)):
                 if value:
-                    raise EvaluationError(f'{flag} needs targets to compare with, but this model shows only '
+                    raise UserError(f'{flag} needs targets to compare with, but this model shows only '
                                           f'{", ".join(visual_names)}; use a model that has them (pix2pix on '
                                           f'aligned data, colorization)')
         self.sort_by = sort_by
@@ -53,7 +47,7 @@ class Evaluation:
             try:
                 self.inception = fid.InceptionFeatures.from_weights(fid_weights)
             except (FileNotFoundError, RuntimeError) as e:
-                raise EvaluationError(f'--fid_weights: {e}')
+                raise UserError(f'--fid_weights: {e}')
         self.names, self.scores = [], []
         self.output_features, self.target_features = [], []
 

@@ -1,0 +1,2 @@
+"""What training keeps between iterations and across runs: counters, the resume file, random states,
+the NaN guard and stop signals."""

@@ -1,0 +1,200 @@
+"""Exact resume: where training stands (Progress) and the file that holds everything to continue it.
+
+Every latest save writes, after the reference-compatible latest_net_G.pth and latest_net_D.pth,
+checkpoints/NAME/latest_train_state.pth: the model's state (networks, weight averages, optimizers,
+schedulers, gradient scaler: BaseModel.state_dict), the counters, the options (JSON) and the random
+states of every process. It is one file renamed into place, so it is always a consistent snapshot
+whatever moment a crash hits; --continue_train takes everything from it (the networks included, so it
+never pairs new weights with old moments) and the net files serve test.py and the reference. It loads
+with torch.load(weights_only=True): tensors, numbers and strings only.
+
+Resuming re-creates the interrupted epoch's data order from (seed, epoch), which is all the sampler's
+shuffle depends on, and starts the sampler after the samples already seen, so they are not even loaded.
+Crops and flips come from (seed, epoch, sample index) and the DataLoader draws from a generator of its
+own, so the random states put back at the start are all the training process needs, with or without
+DataLoader workers.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from util.distributed import is_main, rank, world_size
+from util.errors import UserError
+from util.files import atomic_torch_save, ensure_writable, options_dict, remove_stale_temporaries
+from util.training.guards import LossWatch
+from util.training.random_states import gather, rng_states, set_rng_states
+
+STATE_FILE = 'latest_train_state.pth'
+FORMAT = 1
+
+
+@dataclass
+class Progress:
+    """Where training stands, counted in samples over all processes."""
+    epoch: int
+    epoch_iter: int = 0  # samples seen in this epoch
+    total_iters: int = 0  # samples seen since the run began
+    loss_sum: object = 0.0  # this epoch's sum of the model's plateau loss, times each step's samples
+    batch: int = 0  # samples in the last step
+
+    def begin_epoch(self, epoch, device):
+        """Start epoch; the interrupted epoch a resumed run begins with keeps what it had seen."""
+        if epoch != self.epoch:
+            self.epoch, self.epoch_iter, self.loss_sum = epoch, 0, 0.0
+        self.loss_sum = torch.as_tensor(self.loss_sum, dtype=torch.float32, device=device)
+
+    def step(self, batch, plateau_loss=None):
+        self.batch = batch
+        self.total_iters += batch
+        self.epoch_iter += batch
+        if plateau_loss is not None:
+            self.loss_sum = self.loss_sum + plateau_loss.float() * batch  # stays on the device: no host sync
+
+    def crossed(self, freq):
+        """True when total_iters just passed a multiple of freq."""
+        return self.total_iters // freq != (self.total_iters - self.batch) // freq
+
+    def state_dict(self):
+        # 'l1_sum': the file's name for the plateau sum since the first format (pix2pix's plateau loss is L1).
+        return {'epoch': self.epoch, 'epoch_iter': self.epoch_iter, 'total_iters': self.total_iters,
+                'l1_sum': float(self.loss_sum)}
+
+    @classmethod
+    def from_state_dict(cls, saved):
+        return cls(saved['epoch'], saved['epoch_iter'], saved['total_iters'], saved['l1_sum'])
+
+
+class TrainingState:
+    """The run's Progress, restored from the last save with --continue_train and written at every save.
+
+    train.py makes one right after parsing the options (it checks that the checkpoint folder is
+    writable and, when resuming, adopts the run's seed), calls restore(model) once the model is set up,
+    then per epoch iterates batches(loader), counting into progress, and calls save(model).
+    """
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.path = os.path.join(self.dir, STATE_FILE)
+        ensure_writable(self.dir)
+        if is_main():
+            remove_stale_temporaries(self.dir)
+        self.progress = Progress(epoch=opt.epoch_count)
+        self.saved = self.read_for_resume() if opt.continue_train else None
+        self.saved_iters = None  # total_iters of the newest good latest checkpoint, if any
+        self.losses = LossWatch()
+
+    def read_for_resume(self):
+        if self.opt.epoch != 'latest' or self.opt.load_iter > 0:
+            print(f'--continue_train from epoch {self.opt.epoch} (iter {self.opt.load_iter}): only the network '
+                  f'weights are loaded; the optimizers start afresh at --epoch_count {self.opt.epoch_count}')
+            return None
+        if not os.path.exists(self.path):
+            print(f'--continue_train: no {self.path} (a reference checkpoint, or saved by an older version): only '
+                  f'the network weights are loaded; the optimizers start afresh at --epoch_count {self.opt.epoch_count}')
+            return None
+        saved = load(self.path)
+        options = json.loads(saved['options'])
+        # The seed orders every epoch's data, and epoch_count shapes the learning-rate schedule: the run's own
+        # values make the resumed run the same run.
+        for key in ('seed', 'epoch_count'):
+            if key in self.opt.explicit and getattr(self.opt, key) != options[key]:
+                print(f'note: --{key} {getattr(self.opt, key)} ignored: resuming the run saved with '
+                      f'--{key} {options[key]} (it decides the data order and the learning-rate schedule)')
+            setattr(self.opt, key, options[key])
+        # The optimizers come back with their own settings; a typed --lr or --beta1 replaces them (restore()).
+        for key in ('lr', 'beta1'):
+            if key not in self.opt.explicit:
+                setattr(self.opt, key, options[key])
+        self.saved_lr = options['lr']
+        current = options_dict(self.opt)
+        changed = [f'--{k} {options[k]} -> {current[k]}' for k in sorted(options)
+                   if k in current and current[k] != options[k] and k not in ('continue_train', 'explicit')]
+        if changed:
+            print('note: options changed since the save: ' + ', '.join(changed))
+        return saved
+
+    def restore(self, model):
+        """With --continue_train and a state file: put back the model's state, the counters and this
+        process's random states."""
+        if self.saved is None:
+            return
+        saved, self.saved = self.saved, None
+        model.load_state_dict(saved)
+        # A typed --lr or --beta1 rescales the whole schedule, e.g. to resume a diverged run more gently.
+        model.retune_optimizers(self.opt.lr / self.saved_lr, self.opt.beta1)
+        self.progress = Progress.from_state_dict(saved)
+        self.saved_iters = self.progress.total_iters
+        ranks = saved['rng']
+        if len(ranks) == world_size():
+            set_rng_states(ranks[rank()])
+        else:
+            print(f'note: saved by {len(ranks)} process(es), resumed by {world_size()}: the random states are '
+                  f'not restored, so dropout differs from an uninterrupted run')
+        print(f'resuming from {self.path}: epoch {self.progress.epoch}, {self.progress.epoch_iter} samples into it, '
+              f'total_iters {self.progress.total_iters}')
+
+    def batches(self, loader):
+        """This epoch's batches in the order (seed, epoch) gives, without those an interrupted epoch saw."""
+        loader.sampler.set_epoch(self.progress.epoch)
+        # epoch_iter counts the samples of all processes; each one skips its own share.
+        loader.sampler.start_index = self.progress.epoch_iter // loader.sampler.num_replicas
+        return loader
+
+    def watch(self, losses):
+        """Note NaN/Inf losses on the device; checked when printing or saving."""
+        self.losses.update(losses, self.progress.epoch, self.progress.total_iters)
+
+    def check_losses(self):
+        """Stop with a clear message if a loss was NaN or Inf since the last check (one host sync)."""
+        bad = self.losses.first_bad()
+        if bad is None:
+            return
+        epoch, iteration, values = bad
+        kept = (f'the latest checkpoint (total_iters {self.saved_iters}) is kept as it was'
+                if self.saved_iters is not None else 'no checkpoint was written by this run')
+        raise UserError(f'a loss became NaN or Inf at iteration {iteration} (epoch {epoch}): '
+                        f'{", ".join(f"{k} {v:g}" for k, v in values.items())}. Training stopped without '
+                        f'saving; {kept} in {self.dir}. Lower --lr (now {self.opt.lr:g}) or check the data, '
+                        f'then start again or resume with --continue_train.')
+
+    def save(self, model):
+        """Write latest_net_*.pth, then latest_train_state.pth. Every process calls it (DDP: the random
+        states of all ranks are gathered); the main process writes."""
+        self.check_losses()  # never replace a good checkpoint with a diverged one
+        states = gather(rng_states())
+        if is_main():
+            model.save_networks('latest')
+            atomic_torch_save({
+                'format': FORMAT,
+                **self.progress.state_dict(),
+                **model.state_dict(),
+                'options': json.dumps(options_dict(self.opt), sort_keys=True),
+                'rng': states,
+            }, self.path)
+        self.saved_iters = self.progress.total_iters
+
+    def save_and_exit(self, model, stop):
+        """After SIGINT/SIGTERM (guards.StopSignals): save unless this iteration was just saved, then exit."""
+        if self.saved_iters != self.progress.total_iters:
+            self.save(model)
+        print(f'stopped by {stop.name} at epoch {self.progress.epoch}, total_iters {self.progress.total_iters}; '
+              f'the latest checkpoint holds everything: continue with the same command plus --continue_train',
+              flush=True)
+        raise SystemExit(128 + stop.signum)
+
+
+def load(path):
+    try:
+        saved = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # truncated zip, refused pickle global, ...
+        raise UserError(f'cannot load the training state {path}: {str(e).splitlines()[0]}. It is corrupt or '
+                        f'not a training state; delete it to continue from latest_net_*.pth alone '
+                        f'(fresh optimizers, not an exact resume).')
+    if not isinstance(saved, dict) or saved.get('format') != FORMAT:
+        raise UserError(f'{path} is not a training state this version can read (format '
+                        f'{saved.get("format") if isinstance(saved, dict) else "unknown"}); delete it to '
+                        f'continue from latest_net_*.pth alone.')
+    return saved
