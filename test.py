@@ -32,6 +32,7 @@ def main(argv=None):
     options.save_and_print(opt, 'test_opt')
 
     loader = create_dataloader(opt, shuffle=False)
+    print(f'The number of test images = {len(loader.dataset)} ({loader.num_workers} loader worker processes)')
     model = models.create_model(opt)
     model.setup(opt)
     if opt.eval:
