@@ -61,12 +61,12 @@ def translate(model, loader, evaluation, webpage, opt, total):
     Returns the gallery's rows (header, image names, labels), added at the end so they can be sorted."""
     rows = []
     for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
+        if len(rows) >= total:  # here rather than after the last batch, so that the bar counts that batch
+            break
         model.set_input(data)
         model.test()
         visuals = model.get_current_visuals()
-        for b, path in enumerate(model.get_image_paths()):
-            if len(rows) >= total:
-                return rows
+        for b, path in enumerate(model.get_image_paths()[:total - len(rows)]):
             stem = os.path.splitext(os.path.relpath(path, loader.dataset.image_dir))[0].replace(os.sep, '_')
             images = {label: tensor2im(image[b]) for label, image in visuals.items()}
             names = []
@@ -76,8 +76,6 @@ def translate(model, loader, evaluation, webpage, opt, total):
                 names.append(name)
             header = f'{stem}: {format_scores(evaluation.add(stem, images))}' if evaluation.enabled else stem
             rows.append((header, names, list(images)))
-        if len(rows) >= total:
-            break
     return rows
 
 

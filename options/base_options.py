@@ -197,6 +197,9 @@ def validate(opt):
     if opt.amp == 'fp16' and not opt.device.startswith('cuda'):
         checks.append((False, f'--amp fp16 needs CUDA (--device is {opt.device}): CPUs run float16 slowly; '
                               f'use --amp bf16 there (fast on CPUs with AVX512-BF16 or AMX)'))
+    if opt.amp == 'bf16' and opt.device == 'cpu' and not devices.cpu_has_bf16_instructions():
+        print('warning: --amp bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so torch emulates '
+              'them and training is several times slower than without --amp', file=sys.stderr)
     if opt.amp == 'bf16' and opt.device.startswith('cuda'):
         checks.append((torch.cuda.is_bf16_supported(), f'--amp bf16: {opt.device} has no bfloat16 support; use --amp fp16'))
     if opt.compile and opt.device == 'cpu' and not shutil.which(os.environ.get('CXX', 'g++')):

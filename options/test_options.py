@@ -20,8 +20,10 @@ class TestOptions(BaseOptions):
                             help='load <epoch>_net_G<model_suffix>.pth: _ema for the weight average train.py '
                                  '--ema_decay saves, _A or _B for CycleGAN files')
         parser.add_argument('--fid_weights', type=str, default=None,
-                            help='path of pt_inception-2015-12-05-6726825d.pth (from pytorch-fid\'s releases): '
-                                 'also compute FID and KID of the outputs against the targets')
+                            help='path of weights-inception-2015-12-05-6726825d.pth (from torch-fidelity\'s '
+                                 'releases; pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth works too): also '
+                                 'compute FID and KID of the outputs against the targets (torchmetrics); nothing '
+                                 'is downloaded')
         # Test images are not cropped by default: load_size defaults to crop_size, as in the reference.
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser

@@ -139,14 +139,20 @@ def timed(step, device):
     return time.perf_counter() - start
 
 
-def matmul_peak(device, dtype, n=None, repeats=5):
-    """GFLOP/s of a large square matmul: what the device's arithmetic units reach at best."""
-    n = n or (8192 if device.startswith('cuda') else 2048)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    timed(lambda: a @ b, device)
-    seconds = statistics.median(timed(lambda: a @ b, device) for _ in range(repeats))
-    return 2 * n ** 3 / seconds / 1e9
+def matmul_peak(device, dtype, repeats=5, enough_s=0.05):
+    """GFLOP/s of a large square matmul: what the device's arithmetic units reach at best. The size doubles
+    from 256 up to 8192 (CUDA) or 2048 (CPU) while one product takes under enough_s: a CPU without bf16
+    instructions emulates them at a few GFLOP/s, where one 2048 product would take seconds."""
+    largest = 8192 if device.startswith('cuda') else 2048
+    n = 256
+    while True:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        timed(lambda: a @ b, device)
+        seconds = statistics.median(timed(lambda: a @ b, device) for _ in range(repeats))
+        if n >= largest or seconds >= enough_s:
+            return 2 * n ** 3 / seconds / 1e9
+        n *= 2
 
 
 def training_flops(model):

@@ -19,7 +19,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -63,42 +62,6 @@ def _scratch_environment(scratch):
     tmp = os.path.join(scratch, "tmp")
     os.makedirs(tmp, exist_ok=True)
     return {**os.environ, "TMPDIR": tmp}
-
-
-def _run_chromium(args, budget_ms):
-    """Run a one-shot Chromium command and return its stdout; kill it if it overruns."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as scratch:
-        process = subprocess.Popen(
-            [require_chromium(), *FLAGS, "--user-data-dir=" + os.path.join(scratch, "profile"), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=_scratch_environment(scratch))
-        try:
-            # Virtual time runs faster than wall time, but start-up and the last
-            # network fetches do not; 30 s covers them on a busy 2-core machine.
-            out, err = process.communicate(timeout=budget_ms / 1000 + 30)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError("chromium did not finish: %s" % " ".join(args)) from None
-        finally:
-            # Also ends helper processes that outlive a normal exit.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    if process.returncode != 0:
-        raise RuntimeError("chromium failed (%d): %s" % (process.returncode, err.decode(errors="replace")[-2000:]))
-    return out.decode(errors="replace")
-
-
-def render(url_or_file, screenshot=None, budget_ms=10000):
-    """The DOM after the page's scripts ran for budget_ms of virtual time (chromium --dump-dom).
-
-    With screenshot=PATH, a second run saves a PNG of the page there.
-    """
-    url = as_url(url_or_file)
-    budget = "--virtual-time-budget=%d" % budget_ms
-    dom = _run_chromium([budget, "--dump-dom", url], budget_ms)
-    if screenshot is not None:
-        _run_chromium([budget, "--screenshot=" + str(Path(screenshot).resolve()), url], budget_ms)
-    return dom
 
 
 class JavaScriptError(RuntimeError):

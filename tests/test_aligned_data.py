@@ -1,6 +1,6 @@
-"""Aligned pairs: A and B get the same crop and flip, in both directions, for every preprocess mode."""
+"""Aligned pairs: A and B get the same crop and flip, in both directions, for every preprocess mode; the crop
+and flip come from (seed, epoch, sample index) alone."""
 import os
-import random
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +15,7 @@ from data.single_dataset import SingleDataset
 def options(root, **overrides):
     values = dict(dataroot=str(root), phase='train', max_dataset_size=float('inf'), direction='AtoB',
                   input_nc=3, output_nc=3, preprocess='resize_and_crop', load_size=40, crop_size=32,
-                  no_flip=False)
+                  no_flip=False, seed=0)
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -34,9 +34,8 @@ def test_A_and_B_get_the_same_crop_and_flip(tmp_path, preprocess):
     write_pair(tmp_path, w=40, h=48)
     dataset = AlignedDataset(options(tmp_path, preprocess=preprocess))
     flips = set()
-    for seed in range(12):
-        random.seed(seed)
-        item = dataset[0]
+    for epoch in range(12):
+        item = dataset[(epoch, 0)]
         A, B = item['A'], item['B']
         assert A.shape == B.shape
         # +50 grey levels is +50/127.5 in [-1, 1]; a different crop or flip would break this everywhere.
@@ -54,17 +53,29 @@ def test_A_and_B_get_the_same_crop_and_flip(tmp_path, preprocess):
 def test_crop_and_flip_match_pixel_for_pixel(tmp_path):
     A_pixels = write_pair(tmp_path)
     dataset = AlignedDataset(options(tmp_path, preprocess='crop'))
-    for seed in range(8):
-        random.seed(seed)
-        item = dataset[0]
-        random.seed(seed)  # the same draw as get_params made
-        x, y = random.randint(0, 8), random.randint(0, 8)
-        flip = random.random() > 0.5
+    for epoch in range(8):
+        item = dataset[(epoch, 0)]
+        rng = np.random.default_rng((0, epoch, 0))  # the draws get_params made: (seed, epoch, index)
+        x, y = rng.integers(0, 8, endpoint=True), rng.integers(0, 8, endpoint=True)
+        flip = rng.random() > 0.5
         expected = A_pixels[y:y + 32, x:x + 32]
         if flip:
             expected = expected[:, ::-1]
         got = ((item['A'].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
         assert np.array_equal(got, expected)
+
+
+def test_a_sample_is_cut_the_same_way_wherever_and_whenever_it_is_loaded(tmp_path):
+    write_pair(tmp_path, name='a.png')
+    write_pair(tmp_path, name='b.png')
+    dataset = AlignedDataset(options(tmp_path, preprocess='crop'))
+    first = dataset[(3, 1)]['A']
+    np.random.seed(99)  # no global generator takes part
+    assert torch.equal(AlignedDataset(options(tmp_path, preprocess='crop'))[(3, 1)]['A'], first)
+    assert not torch.equal(dataset[(4, 1)]['A'], first)  # another epoch: another crop
+    reseeded = AlignedDataset(options(tmp_path, preprocess='crop', seed=1))
+    assert not torch.equal(reseeded[(3, 1)]['A'], first)  # another run's seed: another crop
+    assert torch.equal(dataset[1]['A'], dataset[(0, 1)]['A'])  # a plain index is epoch 0
 
 
 def test_direction_swaps_inputs_and_grayscale_follows_channels(tmp_path):

@@ -12,27 +12,17 @@ from PIL import Image
 from data.aligned_dataset import AlignedDataset
 from data.image_folder import open_image
 from util.errors import UserError
-from tests.datagen import TINY_NET, make_aligned_pairs
-from tests.prewarmed import runner  # noqa: F401 (a fixture)
+from tests.scripts import TINY_NET
+from tests.tiny_data import pair_image
 from util.training import state as training_state
 
 
-@pytest.fixture(scope='module')
-def trained(runner, tmp_path_factory):
-    """A finished tiny run: checkpoints/tiny, and its data."""
-    root = tmp_path_factory.mktemp('trained')
-    data = make_aligned_pairs(str(root / 'data'), count=3, size=32)
-    runner.run('train.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', root / 'checkpoints',
-               *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0)
-    return SimpleNamespace(data=data, checkpoints=root / 'checkpoints')
-
-
 @pytest.fixture
-def existing(trained, tmp_path):
+def existing(tiny_run, tmp_path):
     """A copy of the finished run to point a failing command at; snapshot() is the bytes of its checkpoints
     and architecture.json (train_opt.* and loss_log.txt record each start, by design)."""
     checkpoints = tmp_path / 'checkpoints'
-    shutil.copytree(trained.checkpoints, checkpoints)
+    shutil.copytree(tiny_run.checkpoints, checkpoints)
     folder = checkpoints / 'tiny'
 
     def snapshot():
@@ -52,13 +42,6 @@ def assert_clean_failure(result, *fragments):
 def train(runner, existing, dataroot, *extra):
     return runner.run('train.py', '--dataroot', dataroot, '--name', 'tiny', '--checkpoints_dir',
                       existing.checkpoints, *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0, *extra, check=False)
-
-
-def pair_image(path, width, height, seed=0):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return pixels
 
 
 # ------------------------------------------------------------------------------------------------
@@ -83,7 +66,7 @@ def test_no_images_in_the_phase_folder(runner, existing, tmp_path):
     (tmp_path / 'data' / 'train').mkdir(parents=True)
     (tmp_path / 'data' / 'train' / 'notes.txt').write_text('not an image')
     result = train(runner, existing, tmp_path / 'data')
-    assert_clean_failure(result, f'no images (.jpg, .jpeg, .png', f'found in {tmp_path / "data" / "train"}',
+    assert_clean_failure(result, 'no images (.jpg, .jpeg, .png', f'found in {tmp_path / "data" / "train"}',
                          'Check --dataroot and --phase')
     assert existing.snapshot() == existing.before
 
@@ -131,11 +114,11 @@ def test_aligned_image_that_cannot_be_a_pair(runner, existing, tmp_path, width, 
     assert_clean_failure(result, f'{path} {message}', 'datasets/combine_A_and_B.py')
 
 
-def test_checkpoints_dir_that_cannot_be_written(runner, trained, tmp_path):
+def test_checkpoints_dir_that_cannot_be_written(runner, tiny_run, tmp_path):
     # A folder under a regular file cannot be made, not even by root.
     blocker = tmp_path / 'a_file'
     blocker.write_text('keep me')
-    result = runner.run('train.py', '--dataroot', trained.data, '--name', 'tiny', '--checkpoints_dir',
+    result = runner.run('train.py', '--dataroot', tiny_run.data, '--name', 'tiny', '--checkpoints_dir',
                         blocker / 'checkpoints', *TINY_NET, check=False)
     assert_clean_failure(result, f'cannot write checkpoints to {blocker / "checkpoints" / "tiny"}: Not a directory',
                          'Choose a writable --checkpoints_dir')
@@ -152,7 +135,7 @@ def aligned_item(tmp_path, image, input_nc=3):
     image.save(tmp_path / 'train' / 'pair.png')
     opt = SimpleNamespace(dataroot=str(tmp_path), phase='train', max_dataset_size=float('inf'), direction='AtoB',
                           input_nc=input_nc, output_nc=3, preprocess='none', load_size=4, crop_size=4,
-                          no_flip=True)
+                          no_flip=True, seed=0)
     item = AlignedDataset(opt)[0]
     return {k: ((item[k] + 1) * 127.5).round().to(torch.uint8) for k in 'AB'}  # back to 8-bit levels
 
@@ -212,62 +195,62 @@ def write_16_bit_rgb_png(path, pixels):
 # Test time: sizes and checkpoints
 
 
-def test_any_image_size_at_test_time(runner, trained, tmp_path):
+def test_any_image_size_at_test_time(runner, tiny_run, tmp_path):
     # unet_32 takes multiples of 32; this A half is 50x70. It is padded for G and the output cropped back.
     pixels = pair_image(tmp_path / 'data' / 'test' / 'odd.png', 100, 70)
     runner.run('test.py', '--dataroot', tmp_path / 'data', '--name', 'tiny', '--checkpoints_dir',
-               trained.checkpoints, '--results_dir', tmp_path / 'results', '--preprocess', 'none')
+               tiny_run.checkpoints, '--results_dir', tmp_path / 'results', '--preprocess', 'none')
     images = tmp_path / 'results' / 'tiny' / 'test_latest' / 'images'
     real_A, fake_B = (np.asarray(Image.open(images / f'odd_{label}.png')) for label in ('real_A', 'fake_B'))
     assert fake_B.shape == real_A.shape == (70, 50, 3)
     assert np.array_equal(real_A, pixels[:, :50])  # not resampled to a multiple of 4, as the reference does
 
 
-def test_checkpoint_for_another_architecture_names_the_options(runner, trained, tmp_path):
+def test_checkpoint_for_another_architecture_names_the_options(runner, tiny_run, tmp_path):
     # A reference-style folder: the generator file alone, its options inferred from its layers.
     folder = tmp_path / 'checkpoints' / 'reference'
     folder.mkdir(parents=True)
-    shutil.copy(trained.checkpoints / 'tiny' / 'latest_net_G.pth', folder)
-    result = runner.run('test.py', '--dataroot', trained.data, '--name', 'reference', '--checkpoints_dir',
+    shutil.copy(tiny_run.checkpoints / 'tiny' / 'latest_net_G.pth', folder)
+    result = runner.run('test.py', '--dataroot', tiny_run.data, '--name', 'reference', '--checkpoints_dir',
                         tmp_path / 'checkpoints', '--netG', 'unet_64', '--ngf', 16, '--norm', 'batch', check=False)
     assert_clean_failure(result, '--netG unet_64 (saved: unet_32)', '--ngf 16 (saved: 8)',
                          f'{folder / "latest_net_G.pth"} (inferred from its layers)', 'drop these flags')
 
 
-def test_continue_train_with_another_discriminator_names_the_option(runner, existing, trained):
-    result = train(runner, existing, trained.data, '--continue_train', '--ndf', 16)
+def test_continue_train_with_another_discriminator_names_the_option(runner, existing, tiny_run):
+    result = train(runner, existing, tiny_run.data, '--continue_train', '--ndf', 16)
     assert_clean_failure(result, '--ndf 16 (saved: 8)', 'drop these flags')
     assert existing.snapshot() == existing.before
 
 
-def test_truncated_network_checkpoint(runner, existing, trained, tmp_path):
+def test_truncated_network_checkpoint(runner, existing, tiny_run, tmp_path):
     generator = existing.folder / 'latest_net_G.pth'
     generator.write_bytes(generator.read_bytes()[:5000])
-    result = runner.run('test.py', '--dataroot', trained.data, '--name', 'tiny', '--checkpoints_dir',
+    result = runner.run('test.py', '--dataroot', tiny_run.data, '--name', 'tiny', '--checkpoints_dir',
                         existing.checkpoints, '--results_dir', tmp_path / 'results', check=False)
     assert_clean_failure(result, f'cannot load checkpoint {generator}:', 'truncated, corrupt or not a weights file',
                          'load another epoch with --epoch')
 
 
-def test_corrupt_training_state(runner, existing, trained):
+def test_corrupt_training_state(runner, existing, tiny_run):
     state = existing.folder / training_state.STATE_FILE
     state.write_bytes(b'PK\x03\x04' + os.urandom(3000))
     before = existing.snapshot()
-    result = train(runner, existing, trained.data, '--continue_train')
+    result = train(runner, existing, tiny_run.data, '--continue_train')
     assert_clean_failure(result, f'cannot load the training state {state}:',
                          'delete it to continue from latest_net_*.pth alone')
     assert existing.snapshot() == before
 
 
-def test_checkpoint_saved_with_a_module_prefix_loads(runner, trained, tmp_path):
+def test_checkpoint_saved_with_a_module_prefix_loads(runner, tiny_run, tmp_path):
     # As saved by other code from DataParallel/DDP: every key starts with 'module.'; no architecture.json.
     folder = tmp_path / 'checkpoints' / 'wrapped'
     folder.mkdir(parents=True)
-    state = torch.load(trained.checkpoints / 'tiny' / 'latest_net_G.pth', weights_only=True)
+    state = torch.load(tiny_run.checkpoints / 'tiny' / 'latest_net_G.pth', weights_only=True)
     torch.save({'module.' + k: v for k, v in state.items()}, folder / 'latest_net_G.pth')
 
-    for name, checkpoints in (('wrapped', tmp_path / 'checkpoints'), ('tiny', trained.checkpoints)):
-        runner.run('test.py', '--dataroot', trained.data, '--name', name, '--checkpoints_dir', checkpoints,
+    for name, checkpoints in (('wrapped', tmp_path / 'checkpoints'), ('tiny', tiny_run.checkpoints)):
+        runner.run('test.py', '--dataroot', tiny_run.data, '--name', name, '--checkpoints_dir', checkpoints,
                    '--results_dir', tmp_path / 'results', '--eval')
     wrapped, plain = (np.asarray(Image.open(tmp_path / 'results' / name / 'test_latest' / 'images' / '000_fake_B.png'))
                       for name in ('wrapped', 'tiny'))

@@ -1,22 +1,24 @@
 """Colorization end to end through the user's scripts, on a few generated photos."""
+import json
 import os
-import subprocess
 
 import numpy as np
+import pytest
 from PIL import Image
+from skimage.color import rgb2lab
 
-from tests.datagen import PYTHON, REPO, make_aligned_pairs
+from tests.scripts import TINY_NET, run
+from tests.tiny_data import make_aligned_pairs
 
-TINY = ['--netG', 'unet_32', '--ngf', '8', '--ndf', '8', '--load_size', '32', '--crop_size', '32',
-        '--display_id', '0', '--num_threads', '0']
+COLOUR_PHOTOS = ['0', '1', '2', '3', 'rgba', 'palette']  # the test split, with 'gray'
 
 
-def script(name, *args):
-    env = dict(os.environ, PYTHON=PYTHON, OMP_NUM_THREADS='1')
-    proc = subprocess.run(['bash', os.path.join(REPO, 'scripts', name), *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc
+def load(path):
+    return np.asarray(Image.open(path).convert('RGB')).astype(int)
+
+
+def l1(a, b):
+    return np.abs(a - b).mean() / 255
 
 
 def make_photos(root):
@@ -35,35 +37,48 @@ def make_photos(root):
     Image.fromarray(photo).convert('P').save(root / 'test' / 'palette.png')
 
 
-def test_colorization_trains_and_the_gallery_shows_rgb_images(tmp_path):
+def test_colorization_learns_colour_and_keeps_the_lightness(tmp_path):
     make_photos(tmp_path / 'photos')
     common = ['--dataroot', tmp_path / 'photos', '--name', 'color', '--checkpoints_dir', tmp_path / 'ck']
-    script('train_colorization.sh', *common, *TINY, '--n_epochs', 1, '--n_epochs_decay', 1, '--batch_size', 2)
-    state = (tmp_path / 'ck' / 'color' / 'latest_net_G.pth')
-    assert state.exists()
-    script('test_colorization.sh', *common, '--results_dir', tmp_path / 'results', '--load_size', 32,
-           '--crop_size', 32)
-    images = tmp_path / 'results' / 'color' / 'test_latest' / 'images'
-    stems = ['0', '1', '2', '3', 'gray', 'rgba', 'palette']
-    for stem in stems:
-        gray = np.asarray(Image.open(images / f'{stem}_real_A.png').convert('RGB')).astype(int)
-        real = np.asarray(Image.open(images / f'{stem}_real_B_rgb.png'))
-        fake = np.asarray(Image.open(images / f'{stem}_fake_B_rgb.png'))
-        assert real.shape == fake.shape == (32, 32, 3)
-        assert np.array_equal(gray[..., 0], gray[..., 1])  # the input is shown as gray
-    # The real photo comes back in colour through Lab and back: red ramp and the green square.
+    # 20 steps at a high rate: enough to learn that these photos are red (a > 0) from their lightness alone.
+    run('scripts/train_colorization.sh', *common, *TINY_NET, '--n_epochs', 10, '--n_epochs_decay', 0,
+        '--batch_size', 2, '--lr', 0.002, '--seed', 0)
+    run('scripts/test_colorization.sh', *common, '--results_dir', tmp_path / 'results', '--load_size', 32,
+        '--crop_size', 32)
+    results = tmp_path / 'results' / 'color' / 'test_latest'
+    report = json.loads((results / 'metrics.json').read_text())
+    assert (report['output'], report['target'], report['count']) == ('fake_B_rgb', 'real_B_rgb', 7)
+    scores = {image['name']: image for image in report['images']}
+    assert sorted(scores) == sorted(COLOUR_PHOTOS + ['gray'])
+    for stem in scores:
+        gray, real, fake = (load(results / 'images' / f'{stem}_{label}.png')
+                            for label in ('real_A', 'real_B_rgb', 'fake_B_rgb'))
+        assert gray.shape == real.shape == fake.shape == (32, 32, 3)
+        assert (gray == gray[..., :1]).all()  # the input is shown as gray: its lightness L, 0..100 as 0..255
+        # The output is the input's L with the colours (ab) the model chose: L within rounding wherever the
+        # colour is inside the sRGB gamut (outside, a channel is clipped to 0 or 255 and L moves).
+        fake_lab = rgb2lab(fake / 255)
+        inside = ((fake > 0) & (fake < 255)).all(axis=-1)
+        assert inside.mean() > 0.5, stem
+        assert np.abs(fake_lab[..., 0] - gray[..., 0] / 255 * 100)[inside].max() < 1, stem
+        assert fake_lab[..., 1].mean() > 20, stem  # red, as every training photo is; gray would be a = b = 0
+        # metrics.json scores the saved output against the saved target.
+        assert scores[stem]['l1'] == pytest.approx(l1(fake, real), abs=1e-12)
+        if stem in COLOUR_PHOTOS:
+            assert l1(fake, real) < l1(gray, real), stem  # nearer the photo than its gray input is
+    # The target is the photo through Lab and back: the red ramp and the green square, and gray stays gray.
     photo = np.asarray(Image.open(tmp_path / 'photos' / 'test' / '0.png')).astype(int)
-    real = np.asarray(Image.open(images / '0_real_B_rgb.png')).astype(int)
-    assert np.abs(real - photo).max() <= 2
-    html = (tmp_path / 'results' / 'color' / 'test_latest' / 'index.html').read_text()
-    assert html.count('_fake_B_rgb.png"') >= len(stems)
+    assert np.abs(load(results / 'images' / '0_real_B_rgb.png') - photo).max() <= 2
+    assert np.ptp(load(results / 'images' / 'gray_real_B_rgb.png'), axis=-1).max() <= 1
+    html = (results / 'index.html').read_text()
+    assert html.count('_fake_B_rgb.png"') >= len(scores)
 
 
 def test_pix2pix_scripts_train_and_test(tmp_path):
     data = make_aligned_pairs(str(tmp_path / 'facades'), count=2, size=32)
     common = ['--dataroot', data, '--name', 'facades', '--checkpoints_dir', tmp_path / 'ck']
-    script('train_pix2pix.sh', *common, *TINY, '--n_epochs', 1, '--n_epochs_decay', 0)
-    proc = script('test_pix2pix.sh', *common, '--results_dir', tmp_path / 'results', '--load_size', 32,
-                  '--crop_size', 32)
+    run('scripts/train_pix2pix.sh', *common, *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0)
+    proc = run('scripts/test_pix2pix.sh', *common, '--results_dir', tmp_path / 'results', '--load_size', 32,
+               '--crop_size', 32)
     assert 'processed 2 images' in proc.stdout
     assert (tmp_path / 'results' / 'facades' / 'test_latest' / 'images' / '000_fake_B.png').exists()

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from models import checkpoint
-from tests.datagen import TINY_NET, make_aligned_pairs
-from tests.prewarmed import runner  # noqa: F401 (a fixture)
+from tests.scripts import TINY_NET
+from tests.tiny_data import make_aligned_pairs
 from util.training import state as training_state
 from util.files import UMASK, atomic_write, atomic_write_text
 

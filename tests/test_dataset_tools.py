@@ -1,18 +1,17 @@
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMBINE = os.path.join(REPO_ROOT, 'datasets', 'combine_A_and_B.py')
-MAKE_ALIGNED = os.path.join(REPO_ROOT, 'datasets', 'make_dataset_aligned.py')
+from tests import scripts
+
+COMBINE = 'datasets/combine_A_and_B.py'
+MAKE_ALIGNED = 'datasets/make_dataset_aligned.py'
 
 
 def run(script, *args, cwd):
-    return subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return scripts.run(script, *args, check=False, timeout=60, cwd=cwd)
 
 
 def make_image(path, seed, size=(16, 16), mode='RGB'):
@@ -131,7 +130,7 @@ def test_make_dataset_aligned_pairs_by_sorted_order(tmp_path):
             make_solid(tmp_path / f'{split}{side}' / file_name, colour)
     (tmp_path / 'trainB' / 'notes.txt').write_text('not an image, not a pair')
 
-    result = run(MAKE_ALIGNED, '--dataset-path', str(tmp_path), cwd=REPO_ROOT)
+    result = run(MAKE_ALIGNED, '--dataset-path', str(tmp_path), cwd=scripts.REPO)
 
     assert result.returncode == 0, result.stderr
     for split in ('train', 'test'):

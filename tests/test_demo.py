@@ -1,7 +1,7 @@
 """The quick start: with no --dataroot, train.py and test.py use the generated demo set and learn."""
 import json
 
-from tests.datagen import run
+from tests.scripts import run
 
 
 def test_demo_learns_well_beyond_the_untrained_generator(tmp_path):

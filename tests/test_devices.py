@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 
-from tests.datagen import REPO, run
+from tests.scripts import REPO, run
 from util import devices, distributed
 from util.errors import UserError
 

@@ -17,7 +17,8 @@ from torch import nn
 
 from models import networks
 from models.base_model import unwrap
-from tests.datagen import REPO, TINY_NET, make_aligned_pairs, needs_cxx, run
+from tests.scripts import REPO, TINY_NET, needs_cxx, run
+from tests.tiny_data import make_aligned_pairs
 
 # Nothing random but the data order (no flip, no dropout, crop = image); --lr_policy step keeps the rate
 # constant, so a run of 2 epochs resumed to 3 follows the same schedule as one run of 3.

@@ -17,7 +17,8 @@ from models import networks
 from util.errors import UserError
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, run
+from tests.scripts import PYTHON, REPO, TINY_NET, run
+from tests.tiny_data import make_aligned_pairs
 from tests.servers import Process
 from util import distributed
 

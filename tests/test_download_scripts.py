@@ -202,9 +202,9 @@ def test_unknown_model_lists_the_valid_names(tmp_path, env):
 
 # --- util/archives.py directly
 
-def assert_refused(archive, tmp_path, error=UnsafeArchiveError):
+def assert_refused(archive, tmp_path, error=UnsafeArchiveError, match=None):
     before = folder_tree(tmp_path)
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         safe_extract(archive, tmp_path / 'dest')
     assert folder_tree(tmp_path) == before
 
@@ -213,12 +213,13 @@ def test_extracts_files_folders_and_inside_links(tmp_path):
     archive = write_tar(tmp_path / 'a.tar.gz', FACADES + [
         member('facades/latest', kind=tarfile.SYMTYPE, linkname='train'),
         member('facades/copy.jpg', kind=tarfile.LNKTYPE, linkname='facades/train/1.jpg'),
+        member('facades/copy2.jpg', kind=tarfile.LNKTYPE, linkname='facades/copy.jpg'),
         member('facades/up/here', kind=tarfile.SYMTYPE, linkname='../test/1.jpg'),
     ])
     assert safe_extract(archive, tmp_path / 'dest') == [str(tmp_path / 'dest' / 'facades')]
     root = tmp_path / 'dest' / 'facades'
     assert (root / 'latest' / '1.jpg').read_bytes() == b'train image'
-    assert (root / 'copy.jpg').read_bytes() == b'train image'
+    assert (root / 'copy.jpg').read_bytes() == (root / 'copy2.jpg').read_bytes() == b'train image'
     assert (root / 'up' / 'here').read_bytes() == b'test image'
     assert sorted(os.listdir(tmp_path)) == ['a.tar.gz', 'dest']
 
@@ -232,6 +233,7 @@ def test_extracts_files_folders_and_inside_links(tmp_path):
     member('hard', kind=tarfile.LNKTYPE, linkname='../outside'),
     member('hard', kind=tarfile.LNKTYPE, linkname='facades/not-in-archive.jpg'),
     member('device', kind=tarfile.CHRTYPE),
+    member('block', kind=tarfile.BLKTYPE),
     member('fifo', kind=tarfile.FIFOTYPE),
 ], ids=lambda evil: f'{evil[0].name}->{evil[0].linkname}' if evil[0].linkname else evil[0].name)
 def test_refuses_escaping_or_special_members(tmp_path, evil):
@@ -241,18 +243,38 @@ def test_refuses_escaping_or_special_members(tmp_path, evil):
 def test_refuses_links_that_escape_through_other_links(tmp_path):
     # x/up -> .. is the destination itself, so y -> x/up/.. is its parent,
     # although the path normalizes to "x".
-    chained = write_tar(tmp_path / 'chained.tar', [
-        member('x', kind=tarfile.DIRTYPE),
-        member('x/up', kind=tarfile.SYMTYPE, linkname='..'),
-        member('y', kind=tarfile.SYMTYPE, linkname='x/up/..'),
+    chain = [member('x', kind=tarfile.DIRTYPE),
+             member('x/up', kind=tarfile.SYMTYPE, linkname='..'),
+             member('y', kind=tarfile.SYMTYPE, linkname='x/up/..')]
+    assert_refused(write_tar(tmp_path / 'chained.tar', chain, mode='w'), tmp_path)
+    # Stored before the link it escapes through, y passes tarfile's data filter.
+    assert_refused(write_tar(tmp_path / 'reversed.tar', chain[::-1], mode='w'), tmp_path)
+    # tarfile extracts a hard link to a symlink as a copy of the symlink: here
+    # h -> ../../f, which points outside from where h stands.
+    to_symlink = write_tar(tmp_path / 'to_symlink.tar', [
+        member('d1/d2/s', kind=tarfile.SYMTYPE, linkname='../../f'),
+        member('h', kind=tarfile.LNKTYPE, linkname='d1/d2/s'),
+        member('f', b'the symlink target'),
     ], mode='w')
-    assert_refused(chained, tmp_path)
-    # Writing through an (inside) link is refused too: what it points to could change.
-    through = write_tar(tmp_path / 'through.tar', FACADES + [
-        member('facades/alias', kind=tarfile.SYMTYPE, linkname='train'),
-        member('facades/alias/2.jpg', b'via a link'),
-    ], mode='w')
-    assert_refused(through, tmp_path)
+    assert_refused(to_symlink, tmp_path)
+    # Writing through an (inside) link is refused too, though the data filter
+    # allows it: what it points to could change. A ".." must not hide the link.
+    for name in ['facades/alias/2.jpg', 'facades/train/../alias/2.jpg']:
+        through = write_tar(tmp_path / 'through.tar', FACADES + [
+            member('facades/alias', kind=tarfile.SYMTYPE, linkname='train'),
+            member(name, b'via a link'),
+        ], mode='w')
+        assert_refused(through, tmp_path)
+
+
+def test_data_filter_refusal_names_the_archive_and_the_member(tmp_path):
+    archive = write_tar(tmp_path / 'a.tar', FACADES + [member('facades/device', kind=tarfile.CHRTYPE)], mode='w')
+    assert_refused(archive, tmp_path, match=r"a\.tar: unsafe member.*'facades/device' is a special file")
+
+
+def test_a_python_without_the_data_filter_is_told_to_upgrade(tmp_path, monkeypatch):
+    monkeypatch.delattr(tarfile, 'data_filter')
+    assert_refused(write_tar(tmp_path / 'a.tar.gz', FACADES), tmp_path, ArchiveError, match='needs Python 3.10.12, 3.11.4')
 
 
 def test_refuses_truncated_plain_tar_cut_at_a_header(tmp_path):
@@ -301,7 +323,7 @@ def test_downloaded_reference_generator_runs_in_test_py_with_no_architecture_fla
     from PIL import Image
 
     from models import networks
-    from tests.datagen import run
+    from tests.scripts import run
     torch.manual_seed(0)
     net = networks.define_G(3, 3, 8, 'unet_32', 'batch', use_dropout=True)
     served = tmp_path / 'served'

@@ -8,22 +8,19 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.datagen import TINY_NET, make_aligned_pairs, run
+from tests.scripts import TINY_NET
+from tests.tiny_data import make_aligned_pairs
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp('e2e')
-    data = make_aligned_pairs(str(root / 'data'), count=4, size=32)
-    ckpt = root / 'checkpoints'
-    run('train.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', ckpt, *TINY_NET,
-        '--n_epochs', 2, '--n_epochs_decay', 1, '--save_epoch_freq', 2, '--print_freq', 2, '--save_latest_freq', 4,
-        '--save_by_iter', '--seed', 1)
-    return root, data, ckpt
+def trained(train_tiny):
+    tiny = train_tiny('--n_epochs', 2, '--n_epochs_decay', 1, '--save_epoch_freq', 2, '--print_freq', 2,
+                      '--save_latest_freq', 4, '--save_by_iter', '--seed', 1)
+    return tiny.data, tiny.checkpoints
 
 
 def test_training_writes_checkpoints_log_and_options(trained):
-    root, data, ckpt = trained
+    data, ckpt = trained
     files = set(os.listdir(ckpt / 'tiny'))
     # Reference file names: latest, numbered epochs (every 2 and the last), iter_N with --save_by_iter.
     for name in ('latest_net_G.pth', 'latest_net_D.pth', '2_net_G.pth', '3_net_G.pth', 'iter_4_net_G.pth',
@@ -39,11 +36,11 @@ def test_training_writes_checkpoints_log_and_options(trained):
     assert json.loads((ckpt / 'tiny' / 'architecture.json').read_text())['netG'] == 'unet_32'
 
 
-def test_testing_writes_every_image_and_a_gallery(trained, tmp_path):
-    root, data, ckpt = trained
+def test_testing_writes_every_image_and_a_gallery(runner, trained, tmp_path):
+    data, ckpt = trained
     # No architecture flags: they come from the checkpoint folder.
-    proc = run('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', ckpt,
-               '--results_dir', tmp_path, '--load_size', 32, '--crop_size', 32)
+    proc = runner.run('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', ckpt,
+                      '--results_dir', tmp_path, '--load_size', 32, '--crop_size', 32)
     images = tmp_path / 'tiny' / 'test_latest' / 'images'
     names = sorted(os.listdir(images))
     assert len(names) == 4 * 3 and '000_fake_B.png' in names and '003_real_B.png' in names
@@ -53,29 +50,47 @@ def test_testing_writes_every_image_and_a_gallery(trained, tmp_path):
     assert 'processed 4 images' in proc.stdout
 
 
-def test_test_rejects_architecture_flags_that_contradict_the_checkpoint(trained, tmp_path):
-    root, data, ckpt = trained
-    proc = run('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', ckpt, '--ngf', 16,
-               '--results_dir', tmp_path, check=False)
+def test_test_rejects_architecture_flags_that_contradict_the_checkpoint(runner, trained, tmp_path):
+    data, ckpt = trained
+    proc = runner.run('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', ckpt, '--ngf', 16,
+                      '--results_dir', tmp_path, check=False)
     assert proc.returncode != 0
     assert '--ngf 16 (saved: 8)' in proc.stderr and 'Traceback' not in proc.stderr
 
 
-def test_continue_train_loads_and_extends(trained):
-    root, data, ckpt = trained
-    before = torch.load(ckpt / 'tiny' / 'latest_net_G.pth', weights_only=True)
-    run('train.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', ckpt, *TINY_NET, '--continue_train',
-        '--epoch_count', 4, '--n_epochs', 2, '--n_epochs_decay', 2, '--print_freq', 100)
-    after = torch.load(ckpt / 'tiny' / 'latest_net_G.pth', weights_only=True)
-    assert os.path.exists(ckpt / 'tiny' / '4_net_G.pth')
-    assert not torch.equal(before['model.model.0.weight'], after['model.model.0.weight'])
+def loss_lines(stdout):
+    """[(epoch, iters, 'G_GAN: ... D_fake: ...')] of the printed loss lines, timings left out."""
+    return [(int(epoch), int(iters), losses) for epoch, iters, losses in
+            re.findall(r'^\(epoch: (\d+), iters: (\d+), time: [\d.]+, data: [\d.]+\) (.*)$', stdout, re.M)]
 
 
-def test_overfitting_four_pairs_drives_L1_down(tmp_path):
+def test_continue_train_goes_on_from_the_saved_epoch_as_if_never_stopped(runner, tmp_path):
     data = make_aligned_pairs(str(tmp_path / 'data'), count=4, size=32, phases=('train',))
-    run('train.py', '--dataroot', data, '--name', 'fit', '--checkpoints_dir', tmp_path, *TINY_NET,
-        '--ngf', 16, '--no_flip', '--no_dropout', '--n_epochs', 60, '--n_epochs_decay', 0, '--print_freq', 4,
-        '--save_epoch_freq', 1000, '--lr', 0.002, '--seed', 0)
+    # A constant learning rate (--n_epochs_decay 0): 2 epochs then 2 more follow the schedule of 4 in one go.
+    common = ['--dataroot', data, '--checkpoints_dir', tmp_path, *TINY_NET, '--n_epochs_decay', 0, '--print_freq', 2,
+              '--seed', 1]
+    runner.run('train.py', *common, '--name', 'resumed', '--n_epochs', 2)
+    resumed = runner.run('train.py', *common, '--name', 'resumed', '--n_epochs', 4, '--continue_train')
+    uninterrupted = runner.run('train.py', *common, '--name', 'uninterrupted', '--n_epochs', 4)
+
+    state = tmp_path / 'resumed' / 'latest_train_state.pth'
+    assert f'resuming from {state}: epoch 2, 4 samples into it, total_iters 8' in resumed.stdout
+    # Epochs 3 and 4 only, with the losses of the uninterrupted run's epochs 3 and 4: from the saved weights.
+    assert [epoch for epoch, _, _ in loss_lines(resumed.stdout)] == [3, 3, 4, 4]
+    assert loss_lines(resumed.stdout) == loss_lines(uninterrupted.stdout)[4:]
+    assert 'End of epoch 1 /' not in resumed.stdout and 'End of epoch 4 / 4' in resumed.stdout
+    # CPU, no loader workers: bitwise the same weights (and so the same optimizer steps and dropout).
+    for name in 'GD':
+        got, expected = (torch.load(tmp_path / folder / f'latest_net_{name}.pth', weights_only=True)
+                         for folder in ('resumed', 'uninterrupted'))
+        assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in expected), name
+
+
+def test_overfitting_four_pairs_drives_L1_down(runner, tmp_path):
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=4, size=32, phases=('train',))
+    runner.run('train.py', '--dataroot', data, '--name', 'fit', '--checkpoints_dir', tmp_path, *TINY_NET,
+               '--ngf', 16, '--no_flip', '--no_dropout', '--n_epochs', 60, '--n_epochs_decay', 0, '--print_freq', 4,
+               '--save_epoch_freq', 1000, '--lr', 0.002, '--seed', 0)
     log = (tmp_path / 'fit' / 'loss_log.txt').read_text()
     l1 = [float(v) for v in re.findall(r'G_L1: ([\d.]+)', log)]
     assert len(l1) == 60
@@ -94,9 +109,9 @@ def test_overfitting_four_pairs_drives_L1_down(tmp_path):
     (['--norm', 'syncbatch', '--device', 'cpu'], 'needs CUDA'),
     (['--dataroot', '/nonexistent/facades'], '/nonexistent/facades/train is not a directory'),
 ])
-def test_bad_options_give_one_clear_error(args, message, tmp_path):
+def test_bad_options_give_one_clear_error(runner, args, message, tmp_path):
     data = make_aligned_pairs(str(tmp_path / 'data'), count=1, size=32, phases=('train',))
-    proc = run('train.py', '--dataroot', data, '--checkpoints_dir', tmp_path, *TINY_NET, *args, check=False)
+    proc = runner.run('train.py', '--dataroot', data, '--checkpoints_dir', tmp_path, *TINY_NET, *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
     assert 'Traceback' not in proc.stderr

@@ -11,9 +11,11 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from tests.datagen import TINY_NET, make_aligned_pairs, run
+from tests.scripts import TINY_NET, run
+from tests.tiny_data import make_aligned_pairs
 from util.evaluation import fid
 from util.evaluation.scores import target_pair
+from tests.test_fid import naive_mmd2, random_inception_state, reference_fid
 
 COUNT = 6
 SIZE = ['--load_size', 32, '--crop_size', 32]
@@ -117,14 +119,9 @@ def test_identical_output_and_target_score_l1_zero(trained, tmp_path):
 
 @pytest.fixture(scope='module')
 def inception_weights(tmp_path_factory):
-    """A weights file in the pytorch-fid layout, with random weights (the real file is not downloaded)."""
-    torch.manual_seed(0)
-    net = fid.InceptionFeatures()
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+    """A weights file in the layout of torch-fidelity's, with random weights (the real file is not downloaded)."""
     path = tmp_path_factory.mktemp('inception') / fid.WEIGHTS_NAME
-    torch.save(net.state_dict(), path)
+    torch.save(random_inception_state(), path)
     return path
 
 
@@ -134,14 +131,14 @@ def test_fid_and_kid_with_a_weights_file(trained, inception_weights, tmp_path):
                '--results_dir', tmp_path, *SIZE, '--fid_weights', inception_weights)
     out = tmp_path / 'tiny' / 'test_latest'
     mean = json.loads((out / 'metrics.json').read_text())['mean']
-    # The same statistics from the saved PNGs, through the same network.
-    model = fid.InceptionFeatures.from_weights(str(inception_weights))
+    # The same statistics from the saved PNGs, through the same network, by independent formulas.
+    model = fid.load_inception(str(inception_weights))
     names = [f'{i:03d}' for i in range(COUNT)]
     outputs = fid.features([load_png(out / 'images' / f'{n}_fake_B.png') for n in names], model)
     targets = fid.features([load_png(out / 'images' / f'{n}_real_B.png') for n in names], model)
     assert mean['fid'] > 0
-    assert mean['fid'] == pytest.approx(fid.fid_from_features(outputs, targets), rel=1e-4)
-    kid, kid_std = fid.kid_from_features(outputs, targets)
+    assert mean['fid'] == pytest.approx(reference_fid(outputs, targets), rel=1e-4)
+    kid = naive_mmd2(outputs, targets)  # subsets of all 6 images: every estimate is the full-set one
     assert mean['kid'] == pytest.approx(kid, rel=1e-3, abs=1e-9) and mean['kid_std'] >= 0
     html = (out / 'index.html').read_text()
     assert f'FID {mean["fid"]:.2f}' in html and f'FID {mean["fid"]:.2f}' in proc.stdout

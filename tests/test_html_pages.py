@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 from tests import browser
-from tests.datagen import TINY_NET, make_aligned_pairs, run
 from util.display import loss_plot
 from util.display.loss_plot import MAX_POINTS, LossLog, loss_plots, nice_ticks
 
@@ -23,18 +22,15 @@ TRAP_ALERTS = 'window.alerts = []; window.alert = message => window.alerts.push(
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(train_tiny):
     """4 training pairs, 2 epochs, a loss line and a display every iteration; the test split also
     holds copies of two pairs under HOSTILE names."""
-    root = tmp_path_factory.mktemp('pages')
-    data = root / 'data'
-    make_aligned_pairs(str(data), count=4, size=32)
+    tiny = train_tiny('--n_epochs', 1, '--n_epochs_decay', 1, '--print_freq', 1, '--display_freq', 1, '--seed', 0,
+                      name='pages')
     for index, name in enumerate(HOSTILE):
-        (data / 'test' / name).parent.mkdir(exist_ok=True)
-        shutil.copy(data / 'test' / f'{index:03d}.png', data / 'test' / name)
-    run('train.py', '--dataroot', data, '--name', 'pages', '--checkpoints_dir', root / 'checkpoints', *TINY_NET,
-        '--n_epochs', 1, '--n_epochs_decay', 1, '--print_freq', 1, '--display_freq', 1, '--seed', 0)
-    return root, data, root / 'checkpoints' / 'pages'
+        (tiny.data / 'test' / name).parent.mkdir(exist_ok=True)
+        shutil.copy(tiny.data / 'test' / f'{index:03d}.png', tiny.data / 'test' / name)
+    return tiny.checkpoints, tiny.data, tiny.folder
 
 
 def open_page(page, path):
@@ -45,7 +41,7 @@ def open_page(page, path):
 
 def test_training_page_shows_loss_charts_and_visuals_newest_first(trained, tmp_path):
     browser.require_chromium()
-    root, data, experiment = trained
+    checkpoints, data, experiment = trained
     logged = LossLog(experiment / 'loss_log.txt').points()
     assert [x for x, _ in logged] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
     with browser.Browser() as page:
@@ -74,11 +70,11 @@ def test_training_page_shows_loss_charts_and_visuals_newest_first(trained, tmp_p
     assert Image.open(tmp_path / 'training_page.png').size == (1280, 900)
 
 
-def test_gallery_escapes_names_links_images_relatively_and_sums_up(trained, tmp_path):
+def test_gallery_escapes_names_links_images_relatively_and_sums_up(runner, trained, tmp_path):
     browser.require_chromium()
-    root, data, experiment = trained
-    proc = run('test.py', '--dataroot', data, '--name', 'pages', '--checkpoints_dir', root / 'checkpoints',
-               '--results_dir', tmp_path / 'results', '--load_size', 32, '--crop_size', 32)
+    checkpoints, data, experiment = trained
+    proc = runner.run('test.py', '--dataroot', data, '--name', 'pages', '--checkpoints_dir', checkpoints,
+                      '--results_dir', tmp_path / 'results', '--load_size', 32, '--crop_size', 32)
     assert '\r' not in proc.stdout + proc.stderr  # no progress bar without a terminal
     # Relative links: the gallery still works moved elsewhere, its old folder gone.
     moved = tmp_path / 'moved'

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.datagen import REPO
+from tests.scripts import REPO
 
 LAYERS = {'util': 0, 'data': 1, 'models': 2, 'options': 3, 'train': 4, 'test': 4}
 

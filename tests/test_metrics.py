@@ -118,3 +118,29 @@ def test_score_pair_and_summarize():
 
 def test_json_safe():
     assert json_safe({"psnr": float("inf"), "l1": 0.5}) == {"psnr": None, "l1": 0.5}
+
+
+def test_why_psnr_and_ssim_are_not_torchmetrics():
+    """The measurements behind keeping our PSNR and SSIM (README, Measuring quality)."""
+    functional = pytest.importorskip("torchmetrics.functional.image")
+    torch = pytest.importorskip("torch")
+    a = structured_image()
+    b = add_noise(a, 10, 8)
+
+    def batch(image):
+        return torch.from_numpy(image).double().permute(2, 0, 1)[None]
+
+    ssim_map = functional.structural_similarity_index_measure(
+        batch(b), batch(a), gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=255.0, return_full_image=True
+    )[1]
+    # Its mean takes in the border windows, over reflected pixels: 0.009 away here.
+    assert abs(float(ssim_map.mean()) - ssim(b, a)) > 1e-3
+    # Only the windows inside the image: ours (float32 window sums) and scikit-image's.
+    inside = float(ssim_map[..., 5:-5, 5:-5].mean())
+    assert inside == pytest.approx(ssim(b, a), abs=1e-5)
+    assert inside == pytest.approx(skimage_ssim(b, a), abs=1e-10)
+
+    # PSNR: within 1e-5 dB, but 10/ln 10 taken in float32 puts it 3e-8 relative off.
+    value = float(functional.peak_signal_noise_ratio(batch(b), batch(a), data_range=255.0))
+    assert value == pytest.approx(psnr(b, a), abs=1e-5)
+    assert abs(value - psnr(b, a)) > 1e-9 * psnr(b, a)

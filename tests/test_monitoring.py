@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from tests import browser, servers
-from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, run
+from tests.scripts import PYTHON, REPO, TINY_NET, run
+from tests.tiny_data import make_aligned_pairs
 
 pytest.importorskip('visdom', reason='visdom not installed: pip install visdom')
 # visdom 0.2.4 calls the deprecated logger.warn when made without its event socket.

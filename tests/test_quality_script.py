@@ -3,18 +3,13 @@ epochs, both test modes, the weight average (--ema_decay) beside the generator, 
 import json
 import os
 import re
-import subprocess
-import sys
 
-from tests.datagen import REPO, make_aligned_pairs
-
-SCRIPT = os.path.join(REPO, 'scripts', 'quality_facades.sh')
+from tests.scripts import run
+from tests.tiny_data import make_aligned_pairs
 
 
 def quality(*args):
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
-    return subprocess.run(['bash', SCRIPT, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run('scripts/quality_facades.sh', *args, check=False)
 
 
 def test_trains_the_budget_and_prints_both_test_modes(tmp_path):

@@ -10,8 +10,8 @@ import signal
 import pytest
 import torch
 
-from tests.datagen import make_aligned_pairs
-from tests.prewarmed import runner  # noqa: F401 (a fixture)
+from tests.saved_networks import assert_same_latest_networks, latest_networks
+from tests.tiny_data import make_aligned_pairs
 from util.training import state as training_state
 
 # 7 pairs in batches of 2 (the last one partial), random 64-pixel crops of 72-pixel images with flips,
@@ -42,15 +42,11 @@ def setup(runner, tmp_path_factory):
 
 
 def networks(folder):
-    return {name: torch.load(folder / f'latest_net_{name}.pth', weights_only=True) for name in NETWORKS}
+    return latest_networks(folder, NETWORKS)
 
 
 def assert_same_weights(folder, expected_folder):
-    got, expected = networks(folder), networks(expected_folder)
-    for name in NETWORKS:
-        assert got[name].keys() == expected[name].keys()
-        for key in expected[name]:
-            assert torch.equal(got[name][key], expected[name][key]), f'net{name} {key} differs'
+    assert_same_latest_networks(folder, expected_folder, NETWORKS)
 
 
 def test_killed_run_resumes_to_the_same_weights(setup):
@@ -167,7 +163,8 @@ def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
 
     from models import create_model
     from options.train_options import TrainOptions
-    from tests.datagen import TINY_NET, make_aligned_pairs
+    from tests.scripts import TINY_NET
+    from tests.tiny_data import make_aligned_pairs
     from util.training.state import TrainingState
 
     data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32, phases=('train',))

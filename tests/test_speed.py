@@ -1,9 +1,7 @@
 """Speed options (--amp, --channels_last, --compile, --adam_impl), the small-convolution matmul path, and
 scripts/benchmark.py: each changes what it should and nothing else. No test asserts a time."""
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,10 +10,11 @@ from PIL import Image
 
 from data import create_dataloader
 from data.base_dataset import pil_to_tensor
-from models import create_model, networks
+from models import create_model, networks, resolve_architecture
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.datagen import PYTHON, REPO, TINY_NET, make_aligned_pairs, needs_cxx, run
+from tests.scripts import PYTHON, REPO, TINY_NET, needs_cxx, run
+from tests.tiny_data import make_aligned_pairs
 from util.images import tensor2im
 
 torch.set_num_threads(1)  # other tests share the cores
@@ -199,6 +198,7 @@ def saved_tiny_generator(tmp_path, *extra):
     tiny_model(tmp_path, *extra).save_networks('latest')
     opt = TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'speed', '--checkpoints_dir', str(tmp_path),
                                '--device', 'cpu', '--load_size', '32', '--crop_size', '32', *map(str, extra)])
+    resolve_architecture(opt)  # as test.py does: the architecture comes from the checkpoint
     model = create_model(opt)
     model.setup(opt)
     return model
@@ -306,11 +306,8 @@ def test_data_loading_modules_do_not_import_torchvision():
 
 def test_benchmark_quick_writes_the_figures(tmp_path):
     out = tmp_path / 'bench.json'
-    result = subprocess.run(
-        [PYTHON, 'scripts/benchmark.py', '--quick', '--devices', 'cpu', '--sizes', '32,64', '--batch_sizes', '1,2',
-         '--ngf', '8', '--ndf', '8', '--iters', '2', '--threads', '1', '--json', str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run('scripts/benchmark.py', '--quick', '--devices', 'cpu', '--sizes', '32,64', '--batch_sizes', '1,2',
+                 '--ngf', 8, '--ndf', 8, '--iters', 2, '--threads', 1, '--json', out)
     report = json.loads(out.read_text())
     assert report['machine']['cores'] >= 1 and report['machine']['torch'] == torch.__version__
     peak = report['peak_gflops']['cpu']

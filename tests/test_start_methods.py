@@ -18,10 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.datagen import PYTHON, REPO, make_aligned_pairs
+from tests.saved_networks import assert_same_latest_networks
+from tests.scripts import PYTHON, REPO, run
+from tests.tiny_data import make_aligned_pairs
 
-# Random 32-pixel crops of 36-pixel images, flips, and unet_32's dropout: every random draw is in play.
-ARGS = ['--device', 'cpu', '--netG', 'unet_32', '--ngf', 8, '--ndf', 8, '--load_size', 36, '--crop_size', 32,
+# Random 64-pixel crops of 72-pixel images, flips, and unet_64's dropout: every random draw is in play.
+ARGS = ['--device', 'cpu', '--netG', 'unet_64', '--ngf', 8, '--ndf', 8, '--load_size', 72, '--crop_size', 64,
         '--batch_size', 2, '--n_epochs', 1, '--n_epochs_decay', 2, '--print_freq', 2, '--save_latest_freq', 4,
         '--seed', 7, '--display_id', 0, '--no_html']
 NETWORKS = ('G', 'D')
@@ -44,23 +46,8 @@ def command(script, *args):
     return [PYTHON, os.path.join(REPO, script), *map(str, args)]
 
 
-def run(script, *args, env=None):
-    proc = subprocess.run(command(script, *args), cwd=REPO, env=env or dict(os.environ, OMP_NUM_THREADS='1'),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f'{script} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
-    return proc
-
-
-def weights(folder):
-    return {name: torch.load(folder / f'latest_net_{name}.pth', weights_only=True) for name in NETWORKS}
-
-
 def assert_same_weights(folder, expected_folder):
-    got, expected = weights(folder), weights(expected_folder)
-    for name in NETWORKS:
-        assert got[name].keys() == expected[name].keys()
-        for key in expected[name]:
-            assert torch.equal(got[name][key], expected[name][key]), f'net{name} {key} differs'
+    assert_same_latest_networks(folder, expected_folder, NETWORKS)
 
 
 @pytest.fixture(scope='module')
@@ -123,7 +110,9 @@ def wait_for(log_path, pattern, child, timeout=240):
 @pytest.mark.parametrize('method', ['forkserver', 'spawn'])
 def test_testing_with_workers_writes_the_images_of_testing_without(setup, method):
     root, data, checkpoints, _ = setup
-    common = ['--dataroot', data, '--checkpoints_dir', checkpoints, '--name', 'in_process', '--device', 'cpu']
+    # --eval: no dropout, so that two runs of test.py can give the same pixels at all.
+    common = ['--dataroot', data, '--checkpoints_dir', checkpoints, '--name', 'in_process', '--device', 'cpu',
+              '--eval', '--load_size', 64, '--crop_size', 64]
     run('test.py', *common, '--num_threads', 0, '--results_dir', root / 'results_in_process')
     result = run('test.py', *common, '--num_threads', 2, '--results_dir', root / f'results_{method}',
                  env=environment(root, method))
@@ -134,3 +123,16 @@ def test_testing_with_workers_writes_the_images_of_testing_without(setup, method
     assert len(names) == 21 and sorted(os.listdir(got_dir)) == names
     for name in names:
         assert np.array_equal(np.asarray(Image.open(got_dir / name)), np.asarray(Image.open(expected_dir / name))), name
+
+
+def test_a_bad_image_met_by_a_worker_is_one_clear_error(setup, tmp_path):
+    root, _, _, _ = setup
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=4, size=32, phases=('train',))
+    bad = tmp_path / 'data' / 'train' / '002.png'
+    bad.write_bytes(b'not an image')
+    result = run('train.py', '--dataroot', data, '--checkpoints_dir', tmp_path / 'checkpoints', '--name', 'bad',
+                 *ARGS, '--num_threads', 2, env=environment(root, 'spawn'), check=False)
+    assert '(2 loader worker processes)' in result.stdout
+    assert result.returncode == 1
+    assert result.stderr.startswith(f'error: cannot read image {bad}: ') and 'Remove or replace the file' in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -10,9 +10,8 @@ import torch
 from models import checkpoint
 from util.errors import UserError
 from tests import browser
-from tests.datagen import TINY_NET
-from tests.prewarmed import runner  # noqa: F401 (a fixture)
-from tests.test_bad_input import pair_image, trained  # noqa: F401 (a fixture)
+from tests.scripts import TINY_NET
+from tests.tiny_data import pair_image
 from util.training import state as training_state
 
 
@@ -44,11 +43,11 @@ def test_checkpoint_loader_refuses_the_crafted_pickle(tmp_path):
     assert not (tmp_path / 'marker').exists()
 
 
-def test_test_py_refuses_a_crafted_generator_file(runner, trained, tmp_path):
+def test_test_py_refuses_a_crafted_generator_file(runner, tiny_run, tmp_path):
     folder = tmp_path / 'checkpoints' / 'downloaded'
     folder.mkdir(parents=True)
     malicious_checkpoint(folder / 'latest_net_G.pth', tmp_path / 'marker')
-    result = runner.run('test.py', '--dataroot', trained.data, '--name', 'downloaded', '--checkpoints_dir',
+    result = runner.run('test.py', '--dataroot', tiny_run.data, '--name', 'downloaded', '--checkpoints_dir',
                         tmp_path / 'checkpoints', '--results_dir', tmp_path / 'results', check=False)
     assert result.returncode != 0
     assert f'cannot load checkpoint {folder / "latest_net_G.pth"}' in result.stderr
@@ -56,12 +55,12 @@ def test_test_py_refuses_a_crafted_generator_file(runner, trained, tmp_path):
     assert not (tmp_path / 'marker').exists()
 
 
-def test_continue_train_refuses_a_crafted_training_state(runner, trained, tmp_path):
+def test_continue_train_refuses_a_crafted_training_state(runner, tiny_run, tmp_path):
     checkpoints = tmp_path / 'checkpoints'
-    shutil.copytree(trained.checkpoints, checkpoints)
+    shutil.copytree(tiny_run.checkpoints, checkpoints)
     state = checkpoints / 'tiny' / training_state.STATE_FILE
     torch.save({'format': 1, 'payload': WritesAFile(tmp_path / 'marker')}, state)
-    result = runner.run('train.py', '--dataroot', trained.data, '--name', 'tiny', '--checkpoints_dir', checkpoints,
+    result = runner.run('train.py', '--dataroot', tiny_run.data, '--name', 'tiny', '--checkpoints_dir', checkpoints,
                         *TINY_NET, '--continue_train', check=False)
     assert result.returncode != 0 and f'cannot load the training state {state}' in result.stderr
     assert not (tmp_path / 'marker').exists()
@@ -70,11 +69,11 @@ def test_continue_train_refuses_a_crafted_training_state(runner, trained, tmp_pa
 NASTY_NAMES = ['<script>alert(1)<', '<img src=x onerror=alert(2)>', '"><b>bold', "a'b&c%20d#e?f"]
 
 
-def test_gallery_escapes_image_names(runner, trained, tmp_path):
+def test_gallery_escapes_image_names(runner, tiny_run, tmp_path):
     for i, name in enumerate(NASTY_NAMES):
         pair_image(os.path.join(tmp_path, 'data', 'test', name + '.png'), 64, 32, seed=i)
     runner.run('test.py', '--dataroot', tmp_path / 'data', '--name', 'tiny', '--checkpoints_dir',
-               trained.checkpoints, '--results_dir', tmp_path / 'results')
+               tiny_run.checkpoints, '--results_dir', tmp_path / 'results')
     page = tmp_path / 'results' / 'tiny' / 'test_latest' / 'index.html'
     html = page.read_text()
 

@@ -9,10 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,12 +57,23 @@ def run_steps(display, steps=STEPS):
         display.show_images(visuals(), epoch=step // 2 + 1)
 
 
-def window(server, env, win):
+def window(server, env, win=None):
+    """What the server holds of window win in env; with win=None, {id: window} of every window there."""
     import visdom
 
     client = visdom.Visdom(server="http://127.0.0.1", port=server.port, env=env,
                            use_incoming_socket=False, raise_exceptions=True)
     return json.loads(client.get_window_data(win=win, env=env))
+
+
+def png(window_data):
+    """The image an image window shows, from its data URL."""
+    from PIL import Image
+
+    prefix = "data:image/png;base64,"
+    src = window_data["content"]["src"]
+    assert src.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(src[len(prefix):]))).convert("RGB")
 
 
 @pytest.fixture(scope="module")
@@ -149,14 +159,9 @@ def test_loss_plot_has_every_point_under_the_loss_names(visdom_server, filled_en
 
 
 def test_image_window_holds_the_grid_as_png(visdom_server, filled_env):
-    from PIL import Image
-
     data = window(visdom_server, filled_env, "2")
     assert data["title"] == "exp images"
-    prefix = "data:image/png;base64,"
-    src = data["content"]["src"]
-    assert src.startswith(prefix)
-    grid = Image.open(io.BytesIO(base64.b64decode(src[len(prefix):]))).convert("RGB")
+    grid = png(data)
     # 3 images and ncols 4: one row of 3, each 32 px plus 2 px padding on every side.
     assert grid.size == (3 * (32 + 2 * 2), 32 + 2 * 2)
     # visdom places tile k at (k * 36 + 3, 3): one pixel past the padding.
@@ -261,14 +266,20 @@ def test_page_draws_plot_and_images_in_chromium(visdom_server, filled_env):
         page.screenshot("/tmp/visdom_display_test.png")
 
 
-def test_http_server_and_render(tmp_path):
-    browser.require_chromium()
-    (tmp_path / "page.html").write_text(
-        "<p id=out></p><script>document.getElementById('out').textContent = 'ran ' + (6 * 7)</script>")
-    with servers.http_server(tmp_path) as server:
-        assert urllib.request.urlopen(server.url + "page.html").status == 200
-        with pytest.raises(urllib.error.HTTPError):
-            urllib.request.urlopen(server.url + "missing.txt")
-        dom = browser.render(server.url + "page.html", budget_ms=2000)
-        assert server.requests[:2] == ["/page.html", "/missing.txt"]
-    assert '<p id="out">ran 42</p>' in dom
+def test_ncols_0_shows_each_image_in_a_window_of_its_own(visdom_server):
+    # As train.py makes it from --display_ncols 0 --display_id 5: the reference's layout without a grid.
+    opt = SimpleNamespace(display_id=5, display_server="http://127.0.0.1", display_port=visdom_server.port,
+                          display_env="one_per_window", display_ncols=0, display_winsize=256, name="exp")
+    run_steps(make_display(opt))
+    windows = window(visdom_server, "one_per_window")
+    # The loss plot in window 5, then 5_0, 5_1, 5_2 for the visuals; no grid (6), no label table (7).
+    assert sorted(windows) == ["5", "5_0", "5_1", "5_2"]
+    assert windows["5"]["title"] == "exp loss over time"
+    assert [trace["name"] for trace in windows["5"]["content"]["data"]] == LOSS_NAMES
+    for index, (label, batch) in enumerate(visuals().items()):
+        shown = windows["5_%d" % index]
+        assert shown["title"] == "exp %s, epoch 2" % label
+        # The batch's first image, [-1, 1] to 0..255, one channel made gray RGB.
+        expected = ((batch[0].expand(3, -1, -1) + 1) / 2 * 255).permute(1, 2, 0).numpy()
+        difference = np.abs(np.asarray(png(shown), dtype=float) - expected).max()
+        assert difference <= 1, (label, difference)

@@ -11,8 +11,7 @@ from torch import nn
 
 from models import networks
 from models.weight_average import WeightAverage
-from tests.datagen import TINY_NET, make_aligned_pairs
-from tests.prewarmed import runner  # noqa: F401 (a fixture)
+from tests.scripts import TINY_NET
 
 
 def small_net():
@@ -96,14 +95,10 @@ def test_restart_and_state_round_trip():
 
 
 @pytest.fixture(scope='module')
-def trained(runner, tmp_path_factory):
-    root = tmp_path_factory.mktemp('ema')
-    data = make_aligned_pairs(str(root / 'data'), count=4, size=32)
-    checkpoints = root / 'checkpoints'
-    runner.run('train.py', '--dataroot', data, '--name', 'ema', '--checkpoints_dir', checkpoints, *TINY_NET,
-               '--norm', 'batch', '--n_epochs', 3, '--n_epochs_decay', 3, '--seed', 0, '--no_html',
-               '--ema_decay', 0.9, '--ema_every', 2)
-    return data, checkpoints
+def trained(train_tiny):
+    tiny = train_tiny('--norm', 'batch', '--n_epochs', 3, '--n_epochs_decay', 3, '--seed', 0, '--no_html',
+                      '--ema_decay', 0.9, '--ema_every', 2, name='ema')
+    return tiny.data, tiny.checkpoints
 
 
 def test_training_saves_the_average_in_the_reference_format(trained):

@@ -1,11 +1,12 @@
 """Extract a downloaded .tar(.gz/.bz2/.xz)/.tgz/.zip archive without trusting it.
 
-Every member is checked before anything is written: absolute paths, `..`
-components, members stored under a symlink, links that resolve outside the
-destination and device files are refused. The archive is extracted into a
-temporary folder beside the destination and its top-level entries are then
-renamed into place, so a refused, corrupt or truncated archive leaves nothing
-behind.
+Tar archives go through tarfile's 'data' filter (PEP 706), which refuses
+special files and members or links that land outside the destination; our own
+checks add what it misses (see _check_tar) and the truncation check. Zip
+archives have no such filter: all their checks are ours. The archive is
+extracted into a temporary folder beside the destination and its top-level
+entries are then renamed into place, so a refused, corrupt or truncated archive
+leaves nothing behind.
 
 Shell use: python -m util.archives ARCHIVE DEST
 """
@@ -18,10 +19,12 @@ import tempfile
 import zipfile
 import zlib
 
+from util.errors import UserError
+
 _MAX_LINK_DEPTH = 40  # as Linux's own symlink-following limit
 
 
-class ArchiveError(Exception):
+class ArchiveError(UserError):
     """The archive cannot be read, or extracting it would overwrite something."""
 
 
@@ -42,7 +45,9 @@ def _parts(name, member):
 def _resolve(parts, links, depth=0):
     """Where `parts` lands once the archive's own symlinks are followed like the OS
     does; None if it leaves the destination. A lexical normpath is not enough:
-    with `x/up -> ..`, `x/up/..` is outside although it normalizes to `x`."""
+    with `x/up -> ..`, `x/up/..` is outside although it normalizes to `x`.
+    Absolute targets are not special-cased: the data filter refuses every
+    absolute link."""
     if depth > _MAX_LINK_DEPTH:
         return None
     resolved = []
@@ -57,8 +62,6 @@ def _resolve(parts, links, depth=0):
         resolved.append(part)
         target = links.get('/'.join(resolved))
         if target is not None:
-            if target.startswith('/'):
-                return None
             resolved = _resolve(resolved[:-1] + target.split('/'), links, depth + 1)
             if resolved is None:
                 return None
@@ -66,12 +69,16 @@ def _resolve(parts, links, depth=0):
 
 
 def _check_tar(members):
+    """What the data filter lets through: it strips a leading '/'; it checks a
+    link against what is extracted so far, missing one that escapes through a
+    link stored after it; it writes through inside symlinks; it extracts a hard
+    link to a symlink as a copy of that symlink, maybe pointing outside, and
+    one to a missing member as a bare KeyError. Being lexical, these checks
+    also do not share the filter's realpath bypasses (python/cpython#135034)."""
     named = [(member, _parts(member.name, member.name)) for member in members]
     links = {'/'.join(parts): member.linkname for member, parts in named if member.issym()}
-    names = {'/'.join(parts) for _, parts in named}
+    files = set()  # what a hard link may name: files (and checked hard links) stored before it
     for member, parts in named:
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise UnsafeArchiveError(f'unsafe member {member.name!r}: device, fifo or other special file')
         for end in range(1, len(parts)):
             if '/'.join(parts[:end]) in links:
                 raise UnsafeArchiveError(f'unsafe member {member.name!r}: '
@@ -80,12 +87,11 @@ def _check_tar(members):
         if member.issym() and _resolve(parts, links) is None:
             raise UnsafeArchiveError(f'unsafe member {member.name!r}: '
                                      f'symlink to {member.linkname!r} points outside')
-        if member.islnk():
-            # A hard link's target names another member, relative to the archive root.
-            target = _resolve(_parts(member.linkname, member.name), links)
-            if target is None or '/'.join(target) not in names:
-                raise UnsafeArchiveError(f'unsafe member {member.name!r}: hard link to {member.linkname!r}, '
-                                         'which is not a member of the archive')
+        # A hard link's target names an earlier member, relative to the archive root.
+        if member.islnk() and '/'.join(_parts(member.linkname, member.name)) not in files:
+            raise UnsafeArchiveError(f'unsafe member {member.name!r}: hard link to {member.linkname!r}, '
+                                     'which is not a file stored before it in the archive')
+        (files.add if member.isfile() or member.islnk() else files.discard)('/'.join(parts))
 
 
 def _check_complete(archive):
@@ -126,15 +132,20 @@ def _extract_into(archive_path, folder):
         # A zip cut short loses its central directory and lands here too.
         raise ArchiveError('not a tar or zip archive, or cut off early') from None
     with archive:
+        if not hasattr(tarfile, 'data_filter'):
+            # Refusing is smaller than keeping a second copy of what the filter
+            # checks, and every supported Python has had it since June 2023.
+            raise ArchiveError('extracting a tar archive safely needs Python 3.10.12, 3.11.4, 3.12 or newer')
         # Reading every header decompresses all the data: truncation shows here,
         # before anything is written.
         members = archive.getmembers()
         _check_complete(archive)
         _check_tar(members)
-        # The 'data' filter is a second line of defence and also drops setuid
-        # bits and ownership; Pythons before 3.11.4 lack it.
-        extra = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
-        archive.extractall(folder, members=members, **extra)
+        try:
+            # Also drops setuid bits, group/other write bits and ownership.
+            archive.extractall(folder, members=members, filter='data')
+        except tarfile.FilterError as error:  # its message names the member
+            raise UnsafeArchiveError(f'unsafe member, refused by the data filter: {error}') from None
 
 
 def safe_extract(archive_path, dest_dir):
@@ -155,7 +166,7 @@ def safe_extract(archive_path, dest_dir):
         try:
             _extract_into(archive_path, staging)
         except ArchiveError as error:
-            raise type(error)(f'{archive_path}: {error}') from None
+            raise type(error)(f'{archive_path}: {error.message}') from None
         # RuntimeError: zipfile's verdict on encrypted members or unknown compression.
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError, RuntimeError) as error:
             raise ArchiveError(f'{archive_path}: cannot extract: {error}') from error
@@ -179,11 +190,7 @@ def main(argv=None):
     if len(args) != 2:
         print('usage: python -m util.archives ARCHIVE DEST', file=sys.stderr)
         return 2
-    try:
-        safe_extract(*args)
-    except ArchiveError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    safe_extract(*args)  # an ArchiveError exits with its one-line message and status 1
     return 0
 
 

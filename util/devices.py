@@ -31,6 +31,13 @@ def resolve(requested):
     return requested
 
 
+def cpu_has_bf16_instructions():
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), which oneDNN uses for --amp bf16.
+    Without it torch emulates bfloat16, far slower than float32 (1.4 against 60 GFLOP/s measured on an
+    AMD EPYC with AVX2 only)."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def keep_freed_memory(keep=True):
     """Let glibc keep freed memory for reuse instead of handing it back to the kernel (Linux only).
 

@@ -10,5 +10,6 @@ formatted traceback, whose last line holds the message, and only that line is ke
 class UserError(SystemExit, Exception):
     def __init__(self, message):
         if 'Original Traceback' in message:
-            message = message.rstrip().rpartition('UserError: ')[2].removeprefix('error: ')
+            message = message.rstrip().rpartition(f'{type(self).__name__}: ')[2].removeprefix('error: ')
+        self.message = message
         super().__init__(f'error: {message}')

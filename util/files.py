@@ -1,5 +1,4 @@
 """Crash-safe file writing: a file is either its previous version or the complete new one, never torn."""
-import json
 import os
 import re
 import tempfile

@@ -1,311 +1,155 @@
-"""FID and KID on the pool3 features of the TF-FID Inception v3.
+"""FID and KID from torchmetrics, on the 2048-d pool3 features of the TF-FID Inception v3.
 
-The network reproduces the one pytorch-fid uses, so its weights file
-pt_inception-2015-12-05-6726825d.pth loads with strict key matching and gives
-comparable scores. The file is read from a path the user gives; nothing is
-downloaded.
+The network is torch-fidelity's port of TensorFlow's inception-2015-12-05 graph, as torchmetrics runs
+it (NoTrainInceptionV3), with TensorFlow 1.x's bilinear resize to 299x299 (antialias=False): the
+preprocessing of the original TF FID code, of torch-fidelity and of torchmetrics before 1.8.
+
+The weights are read from a file the user gives; nothing is downloaded. torch-fidelity's
+weights-inception-2015-12-05-6726825d.pth and pytorch-fid's pt_inception-2015-12-05-6726825d.pth are
+both conversions of that TF graph to torchvision's Inception3 layout, with the same tensor names and
+shapes, so either file serves (tests/test_fid.py checks the layouts against pytorch-fid's network).
+
+torchmetrics is imported only here, on first use: it adds seconds to the start of a process.
 """
+import io
 import os
+import warnings
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
-WEIGHTS_URL = (
-    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_NAME
-)
+WEIGHTS_NAME = 'weights-inception-2015-12-05-6726825d.pth'
+WEIGHTS_URL = 'https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/' + WEIGHTS_NAME
+PYTORCH_FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 FEATURE_DIM = 2048
+INSTALL = 'pip install "torchmetrics>=1.8" "torch-fidelity>=0.3"'
 
 
-class BasicConv2d(nn.Module):
-    """Convolution without bias, batch norm (TF epsilon) and ReLU."""
-
-    def __init__(self, in_channels, out_channels, **kwargs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
-
-    def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
+def _inception_class():
+    try:
+        import torch_fidelity  # noqa: F401 (torchmetrics imports without it, then fails on use)
+        from torchmetrics.image.fid import NoTrainInceptionV3
+    except ImportError as err:
+        raise ImportError(f'FID and KID need torchmetrics and torch-fidelity ({err}); install them with '
+                          f'{INSTALL}') from err
+    return NoTrainInceptionV3
 
 
-def _tf_avg_pool(x):
-    # TensorFlow leaves the zero padding out of the average.
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+def _brief(err, limit=300):
+    """An exception's text on one line, cut to `limit` characters (a key mismatch lists hundreds)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = '; '.join(lines[1:] or lines)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
-class InceptionA(nn.Module):
-    def __init__(self, in_channels, pool_features):
-        super().__init__()
-        self.branch1x1 = BasicConv2d(in_channels, 64, kernel_size=1)
-        self.branch5x5_1 = BasicConv2d(in_channels, 48, kernel_size=1)
-        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
-        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
-        self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
+def load_inception(path):
+    """torchmetrics' Inception v3 feature extractor with the weights file at `path` loaded.
 
-    def forward(self, x):
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        pool = self.branch_pool(_tf_avg_pool(x))
-        return torch.cat([self.branch1x1(x), b5, b3, pool], 1)
-
-
-class InceptionB(nn.Module):
-    """Grid reduction 35x35 -> 17x17."""
-
-    def __init__(self, in_channels):
-        super().__init__()
-        self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=2)
-        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
-
-    def forward(self, x):
-        b3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        pool = F.max_pool2d(x, kernel_size=3, stride=2)
-        return torch.cat([self.branch3x3(x), b3dbl, pool], 1)
-
-
-class InceptionC(nn.Module):
-    def __init__(self, in_channels, channels_7x7):
-        super().__init__()
-        c7 = channels_7x7
-        self.branch1x1 = BasicConv2d(in_channels, 192, kernel_size=1)
-        self.branch7x7_1 = BasicConv2d(in_channels, c7, kernel_size=1)
-        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, kernel_size=1)
-        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
-
-    def forward(self, x):
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        b7dbl = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
-            b7dbl = layer(b7dbl)
-        pool = self.branch_pool(_tf_avg_pool(x))
-        return torch.cat([self.branch1x1(x), b7, b7dbl, pool], 1)
-
-
-class InceptionD(nn.Module):
-    """Grid reduction 17x17 -> 8x8."""
-
-    def __init__(self, in_channels):
-        super().__init__()
-        self.branch3x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
-        self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
-        self.branch7x7x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
-        self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
-
-    def forward(self, x):
-        b3 = self.branch3x3_2(self.branch3x3_1(x))
-        b7x3 = self.branch7x7x3_1(x)
-        for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
-            b7x3 = layer(b7x3)
-        pool = F.max_pool2d(x, kernel_size=3, stride=2)
-        return torch.cat([b3, b7x3, pool], 1)
-
-
-class InceptionE(nn.Module):
-    """8x8 block; the TF graph's last one (Mixed_7c) max-pools its pool branch."""
-
-    def __init__(self, in_channels, max_pool=False):
-        super().__init__()
-        self.max_pool = max_pool
-        self.branch1x1 = BasicConv2d(in_channels, 320, kernel_size=1)
-        self.branch3x3_1 = BasicConv2d(in_channels, 384, kernel_size=1)
-        self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
-        self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
-        self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
-        self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
-        self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
-        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
-
-    def forward(self, x):
-        b3 = self.branch3x3_1(x)
-        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
-        b3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        b3dbl = torch.cat([self.branch3x3dbl_3a(b3dbl), self.branch3x3dbl_3b(b3dbl)], 1)
-        if self.max_pool:
-            pool = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-        else:
-            pool = _tf_avg_pool(x)
-        return torch.cat([self.branch1x1(x), b3, b3dbl, self.branch_pool(pool)], 1)
-
-
-class InceptionFeatures(nn.Module):
-    """TF-FID Inception v3 mapping RGB in [0, 1] (any size) to 2048-d pool3 features.
-
-    Attribute names follow torchvision's Inception3 so the pytorch-fid weights
-    file loads as is; `fc` (1008 TF classes) is never run but is part of it.
+    Raises FileNotFoundError or RuntimeError (naming the file to download) for a missing or unusable
+    file, ImportError when torchmetrics or torch-fidelity is not installed.
     """
-
-    def __init__(self):
-        super().__init__()
-        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
-        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
-        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
-        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
-        self.Mixed_5b = InceptionA(192, pool_features=32)
-        self.Mixed_5c = InceptionA(256, pool_features=64)
-        self.Mixed_5d = InceptionA(288, pool_features=64)
-        self.Mixed_6a = InceptionB(288)
-        self.Mixed_6b = InceptionC(768, channels_7x7=128)
-        self.Mixed_6c = InceptionC(768, channels_7x7=160)
-        self.Mixed_6d = InceptionC(768, channels_7x7=160)
-        self.Mixed_6e = InceptionC(768, channels_7x7=192)
-        self.Mixed_7a = InceptionD(768)
-        self.Mixed_7b = InceptionE(1280)
-        self.Mixed_7c = InceptionE(2048, max_pool=True)
-        self.fc = nn.Linear(FEATURE_DIM, 1008)
-        self.eval()
-        self.requires_grad_(False)
-
-    @classmethod
-    def from_weights(cls, path):
-        """Network with the pytorch-fid weights file at `path` loaded."""
-        hint = f"download {WEIGHTS_NAME} from {WEIGHTS_URL}"
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Inception weights file {path!r} not found; {hint}")
-        model = cls()
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state, strict=True)
-        except Exception as err:
-            raise RuntimeError(
-                f"{path!r} is not a valid {WEIGHTS_NAME} weights file ({err}); {hint}"
-            ) from err
-        return model
-
-    def forward(self, x):
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        x = 2 * x - 1
-        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        for block in (
-            self.Mixed_5b, self.Mixed_5c, self.Mixed_5d,
-            self.Mixed_6a, self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e,
-            self.Mixed_7a, self.Mixed_7b, self.Mixed_7c,
-        ):
-            x = block(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+    inception = _inception_class()
+    hint = f'download {WEIGHTS_NAME} from {WEIGHTS_URL} (pytorch-fid\'s {PYTORCH_FID_WEIGHTS_NAME} works too)'
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'Inception weights file {path!r} not found; {hint}')
+    invalid = f'{path!r} is not a valid Inception weights file'
+    try:
+        # weights_only: the file is data; unpickling it must not be able to run code.
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        raise RuntimeError(f'{invalid} ({_brief(err)}); {hint}') from err
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise RuntimeError(f'{invalid} (not a dict of tensors); {hint}')
+    # Batch-norm counters: the released files have none, a state_dict saved from pytorch-fid's network
+    # has them. They are unused in evaluation; without them (and without metadata) torch fills them in.
+    state = {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
+    # torch-fidelity would unpickle a path with weights_only=False, and download when given none:
+    # it gets the checked tensors, re-serialized in memory.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    try:
+        return inception(name='inception-v3-compat', features_list=[str(FEATURE_DIM)],
+                         feature_extractor_weights_path=buffer, antialias=False)
+    except RuntimeError as err:  # missing or unexpected keys, shapes that differ
+        raise RuntimeError(f'{invalid} ({_brief(err)}); {hint}') from err
 
 
 def _to_tensor(image):
-    """uint8 HxWx3 or HxW array -> float 1x3xHxW in [0, 1]."""
+    """uint8 HxWx3 or HxW array -> uint8 tensor 3xHxW."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise TypeError(f"expected uint8 images, got {image.dtype}")
+        raise TypeError(f'expected uint8 images, got {image.dtype}')
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected HxWx3 or HxW image, got shape {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255
+        raise ValueError(f'expected HxWx3 or HxW image, got shape {image.shape}')
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 @torch.no_grad()
-def features(images, model, batch_size=50, device="cpu"):
-    """Pool3 features (N, 2048) as float64 numpy.
+def features(images, model, batch_size=50, device='cpu'):
+    """Pool3 features (N, 2048) as float64 numpy of a sequence of uint8 HxWx3 (or HxW) arrays.
 
-    `images` is a sequence of uint8 HxWx3 (or HxW) arrays, sizes may differ, or
-    a float tensor Nx3xHxW in [0, 1].
+    Sizes may differ: each batch holds consecutive images of one size, which the network resizes
+    to 299x299.
     """
-    model = model.to(device).eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        if isinstance(chunk, torch.Tensor):
-            batch = chunk.float()
-        else:
-            # Resizing each image here lets images of different sizes share a batch;
-            # the model's own resize to 299 is then exact identity.
-            batch = torch.cat([
-                F.interpolate(_to_tensor(im), size=(299, 299), mode="bilinear", align_corners=False)
-                for im in chunk
-            ])
-        out.append(model(batch.to(device)).cpu().double().numpy())
-    if not out:
-        return np.zeros((0, FEATURE_DIM))
-    return np.concatenate(out)
+    model = model.to(device)
+    tensors = [_to_tensor(image) for image in images]
+    out, start = [], 0
+    while start < len(tensors):
+        end = start + 1
+        while end < len(tensors) and end - start < batch_size and tensors[end].shape == tensors[start].shape:
+            end += 1
+        out.append(model(torch.stack(tensors[start:end]).to(device)).double().cpu())
+        start = end
+    return torch.cat(out).numpy() if out else np.zeros((0, FEATURE_DIM))
 
 
-def _sqrt_psd(matrix):
-    """Symmetric square root of a PSD matrix; round-off negative eigenvalues become 0."""
-    values, vectors = np.linalg.eigh(matrix)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+class _Given(torch.nn.Module):
+    """The 'feature extractor' handed to torchmetrics: the features, computed once, pass through."""
+
+    def __init__(self, num_features):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x):
+        return x
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2):
-    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2).
-
-    tr((sigma1 sigma2)^1/2) is the nuclear norm of sigma1^1/2 sigma2^1/2, whose
-    singular values come out accurate even where the covariances are rank
-    deficient (fewer samples than dimensions), unlike eigenvalues of the product.
-    """
-    mu1, mu2 = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mu1, mu2))
-    sigma1, sigma2 = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (sigma1, sigma2))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError("means and covariances of the two sets must have equal shapes")
-    cross = _sqrt_psd(sigma1) @ _sqrt_psd(sigma2)
-    trace_sqrt = np.linalg.svd(cross, compute_uv=False).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+def _feature_pair(f1, f2):
+    f1, f2 = (torch.from_numpy(np.array(f, dtype=np.float64)) for f in (f1, f2))
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
+        raise ValueError(f'need two (N, D) feature arrays with N >= 2, got {tuple(f1.shape)} and {tuple(f2.shape)}')
+    return f1, f2
 
 
 def fid_from_features(f1, f2):
-    """FID between two (N, D) feature sets."""
-    f1 = np.asarray(f1, dtype=np.float64)
-    f2 = np.asarray(f2, dtype=np.float64)
-    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
-        raise ValueError(f"need two (N, D) feature arrays with N >= 2, got {f1.shape} and {f2.shape}")
-    if max(len(f1), len(f2)) >= f1.shape[1]:
-        return frechet_distance(
-            f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False)
-        )
-    # Fewer samples than dimensions (the usual test set): with sigma_i = A_i^T A_i,
-    # tr((sigma1 sigma2)^1/2) is the nuclear norm of the small N1xN2 matrix
-    # A1 A2^T: exact up to rounding, and no DxD decompositions.
-    a1 = (f1 - f1.mean(0)) / np.sqrt(len(f1) - 1)
-    a2 = (f2 - f2.mean(0)) / np.sqrt(len(f2) - 1)
-    trace_sqrt = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
-    diff = f1.mean(0) - f2.mean(0)
-    return float(diff @ diff + np.sum(a1**2) + np.sum(a2**2) - 2 * trace_sqrt)
+    """FID between two (N, D) feature sets: torchmetrics' FrechetInceptionDistance, in float64."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    f1, f2 = _feature_pair(f1, f2)
+    metric = FrechetInceptionDistance(feature=_Given(f1.shape[1]))
+    metric.update(f2, real=True)
+    metric.update(f1, real=False)
+    return float(metric.compute())
 
 
 def kid_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
-    """KID (Binkowski et al. 2018): mean and std of the unbiased MMD^2 estimate
-    with kernel (x.y / d + 1)^3 over random subsets drawn without replacement.
+    """KID (Binkowski et al. 2018) by torchmetrics' KernelInceptionDistance: mean and std of the
+    unbiased MMD^2 with kernel (x.y / d + 1)^3 over random subsets drawn without replacement.
 
-    subset_size is capped to the smaller set; `seed` makes the subsets repeatable.
+    subset_size is capped to the smaller set; `seed` makes the subsets repeatable, and the global
+    torch random state is left as it was.
     """
-    f1 = np.asarray(f1, dtype=np.float64)
-    f2 = np.asarray(f2, dtype=np.float64)
-    m = min(subset_size, len(f1), len(f2))
-    if m < 2:
-        raise ValueError("KID needs at least 2 samples in each set")
-    dim = f1.shape[1]
-    rng = np.random.default_rng(seed)
-    estimates = np.empty(num_subsets)
-    for i in range(num_subsets):
-        x = f1[rng.choice(len(f1), m, replace=False)]
-        y = f2[rng.choice(len(f2), m, replace=False)]
-        k_xx = (x @ x.T / dim + 1) ** 3
-        k_yy = (y @ y.T / dim + 1) ** 3
-        k_xy = (x @ y.T / dim + 1) ** 3
-        # Within-set terms leave out the diagonal to make the estimate unbiased.
-        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
-        estimates[i] = within - 2 * k_xy.mean()
-    return float(estimates.mean()), float(estimates.std())
+    from torchmetrics.image.kid import KernelInceptionDistance
+    f1, f2 = _feature_pair(f1, f2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Metric `Kernel Inception Distance` will save all extracted')
+        metric = KernelInceptionDistance(feature=_Given(f1.shape[1]), subsets=num_subsets,
+                                         subset_size=min(subset_size, len(f1), len(f2)))
+    metric.update(f2, real=True)
+    metric.update(f1, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)

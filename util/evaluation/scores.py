@@ -45,8 +45,8 @@ class Evaluation:
         self.inception = None
         if fid_weights:
             try:
-                self.inception = fid.InceptionFeatures.from_weights(fid_weights)
-            except (FileNotFoundError, RuntimeError) as e:
+                self.inception = fid.load_inception(fid_weights)
+            except (FileNotFoundError, RuntimeError, ImportError) as e:
                 raise UserError(f'--fid_weights: {e}')
         self.names, self.scores = [], []
         self.output_features, self.target_features = [], []

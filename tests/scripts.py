@@ -1,21 +1,32 @@
-"""Run train.py and test.py as real processes, many times per test file, without paying for
-`import torch` (several seconds here) each time.
+"""Running the project's scripts from tests as a user runs them, and what every such run shares.
 
-A server process imports the heavy modules once, then forks a child per run. The child is a process
-of its own (its own pid for signals and kill -9, its own exit status), runs the script as
-`python script.py ARGS` would (__main__, sys.argv, cwd, a fresh random seed), writes stdout and stderr
-to files, and exits the way the interpreter does: SystemExit's message on stderr and status 1,
-a traceback for anything else. The server runs no torch operation before forking, so no thread pool
-is copied half-used.
+One interface, two ways to start a run:
 
-    with Prewarmed(tmp_path) as runner:
-        result = runner.run('train.py', '--dataroot', data, ...)     # waits; .returncode .stdout .stderr
-        child = runner.start('train.py', ...)                         # returns at once
-        child.wait_for(r'saving the latest'); os.kill(child.pid, signal.SIGKILL); child.wait()
+    run(script, *args, check=True, timeout=300, env=None, cwd=REPO)
+        A fresh interpreter: `python SCRIPT ARGS` (`bash SCRIPT ARGS` for a .sh file, with $PYTHON set to
+        this interpreter), for any script: scripts/*.sh, datasets/*.py, torchrun (an absolute path).
+    runner.run(script, *args, check=True, timeout=300, env=None, cwd=REPO)
+        The `runner` fixture (tests/conftest.py, one per test file): train.py or test.py as a real child
+        process forked from a server that imported torch once, so a run does not pay the seconds of
+        `import torch`. env is applied in the child after torch was imported: a variable read at import
+        (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES) needs run().
+
+Both run from cwd with OMP_NUM_THREADS=1 and return an object with .returncode (-N: killed by signal N),
+.stdout and .stderr; with check=True a non-zero exit raises AssertionError with the ends of both. A
+script path is relative to the repository root, or absolute. runner.start(...) returns at once:
+
+    child = runner.start('train.py', ...)
+    child.wait_for(r'saving the latest'); os.kill(child.pid, signal.SIGKILL); child.wait()
+
+The child runs the script as `python script.py ARGS` would (__main__, sys.argv, cwd, a fresh random
+seed), writes stdout and stderr to files, and exits the way the interpreter does: SystemExit's message on
+stderr and status 1, a traceback for anything else. The server runs no torch operation before forking,
+so no thread pool is copied half-used.
 """
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,16 +34,37 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+# A pix2pix small enough for a CPU test: 32-pixel images, 8 filters, no display, no loader workers.
+TINY_NET = ['--netG', 'unet_32', '--ngf', '8', '--ndf', '8', '--load_size', '32', '--crop_size', '32',
+            '--display_id', '0', '--num_threads', '0']
+
+# What train.py checks before --compile on the CPU (options/base_options.py); .ci/run installs g++.
+needs_cxx = pytest.mark.skipif(not shutil.which(os.environ.get('CXX', 'g++')),
+                               reason='torch.compile on the CPU needs a C++ compiler: apt-get install g++')
 
 
-@pytest.fixture(scope='module')
-def runner(tmp_path_factory):
-    """One Prewarmed for a whole test file (import this fixture into it)."""
-    with Prewarmed(tmp_path_factory.mktemp('logs')) as prewarmed:
-        yield prewarmed
+def run(script, *args, check=True, timeout=300, env=None, cwd=REPO):
+    """Run script in a fresh interpreter (see the module's docstring); returns the CompletedProcess."""
+    path = os.path.join(REPO, script)
+    command = ['bash', path] if path.endswith('.sh') else [PYTHON, path]
+    full_env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHON': PYTHON, **(env or {})}
+    result = subprocess.run([*command, *map(str, args)], cwd=cwd, env=full_env, capture_output=True, text=True,
+                            timeout=timeout)
+    return checked(script, result, check)
+
+
+def checked(script, result, check):
+    if check and result.returncode != 0:
+        raise AssertionError(f'{script} exited {result.returncode}\nstdout:\n{result.stdout[-3000:]}\n'
+                             f'stderr:\n{result.stderr[-3000:]}')
+    return result
 
 
 class Prewarmed:
+    """The server behind the `runner` fixture: run() and start() as the module's docstring says."""
+
     def __init__(self, log_dir):
         self.log_dir = str(log_dir)
         self.count = 0
@@ -49,20 +81,20 @@ class Prewarmed:
             raise RuntimeError(f'the prewarmed server died (exit status {self.server.wait()})')
         return json.loads(line)
 
-    def start(self, script, *args, cwd=REPO):
+    def start(self, script, *args, env=None, cwd=REPO):
+        if script.endswith('.sh'):
+            raise ValueError(f'{script}: a shell script runs in a fresh process, with run()')
         self.count += 1
-        stem = os.path.join(self.log_dir, f'run{self.count:03d}_{os.path.splitext(script)[0]}')
+        stem = os.path.join(self.log_dir, f'run{self.count:03d}_{os.path.basename(script).rsplit(".", 1)[0]}')
         pid = self.ask({'op': 'start', 'script': os.path.join(REPO, script), 'args': [str(a) for a in args],
-                        'cwd': str(cwd), 'stdout': stem + '.out', 'stderr': stem + '.err'})['pid']
+                        'env': {k: str(v) for k, v in (env or {}).items()}, 'cwd': str(cwd),
+                        'stdout': stem + '.out', 'stderr': stem + '.err'})['pid']
         return Child(self, pid, stem + '.out', stem + '.err')
 
-    def run(self, script, *args, check=True, timeout=120, cwd=REPO):
-        child = self.start(script, *args, cwd=cwd)
+    def run(self, script, *args, check=True, timeout=300, env=None, cwd=REPO):
+        child = self.start(script, *args, env=env, cwd=cwd)
         child.wait(timeout)
-        if check and child.returncode != 0:
-            raise AssertionError(f'{script} exited {child.returncode}\nstdout:\n{child.stdout[-3000:]}\n'
-                                 f'stderr:\n{child.stderr[-3000:]}')
-        return child
+        return checked(script, child, check)
 
     def close(self):
         # Asked, not told by closing stdin: a process forked from the test (a DataLoader worker, say)
@@ -118,7 +150,7 @@ class Child:
 
 
 def serve():
-    sys.path.insert(0, REPO)  # as `python train.py` puts the script's folder first
+    sys.path[0] = REPO  # as `python train.py` has it: the script's folder first (here, not tests/)
     import numpy  # noqa: F401  (imported here once, for every child)
     import torch  # noqa: F401
     import torchvision  # noqa: F401
@@ -176,6 +208,7 @@ def run_child(command):
         sys.stdout = open(1, 'w', buffering=1, closefd=False)
         sys.stderr = open(2, 'w', buffering=1, closefd=False)
         os.chdir(command['cwd'])
+        os.environ.update(command['env'])
         random.seed()  # a new process would not share the server's random state
         np.random.seed()
         sys.argv = [command['script'], *command['args']]
