@@ -21,7 +21,7 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1):
     The loader draws its workers' seeds from a generator of its own, so that iterating it leaves the
     training process's random streams (dropout) as they would be without workers.
     """
-    if os.path.abspath(opt.dataroot).startswith(demo.DEMO_ROOT):
+    if os.path.commonpath([os.path.abspath(opt.dataroot), demo.DEMO_ROOT]) == demo.DEMO_ROOT:  # made on first use
         demo.ensure_demo_dataset()
     dataset = find_dataset_class(opt.dataset_mode)(opt)
     sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,

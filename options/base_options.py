@@ -16,8 +16,8 @@ import data
 import models
 from data import demo
 from models import networks
-from util.errors import UserError
 from util import devices
+from util.errors import UserError
 from util.files import atomic_write_text, mkdirs, options_dict
 
 
@@ -130,7 +130,7 @@ class BaseOptions:
         mkdirs(expr_dir)
         atomic_write_text(os.path.join(expr_dir, f'{file_stem}.txt'), message + '\n')
         atomic_write_text(os.path.join(expr_dir, f'{file_stem}.json'),
-                               json.dumps(options_dict(opt), indent=1, sort_keys=True) + '\n')
+                          json.dumps(options_dict(opt), indent=1, sort_keys=True) + '\n')
 
 
 def explicit_options(parser, argv):
