@@ -131,6 +131,15 @@ def broadcast(value):
     return box[0]
 
 
+def gather(value):
+    """[value of rank 0, value of rank 1, ...] on every rank ([value] in a single process)."""
+    if not dist.is_initialized():
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
 def mean_over_ranks(values):
     """{name: tensor} averaged over all ranks, in one collective. Every rank must call it at the same point."""
     if not dist.is_initialized() or not values:

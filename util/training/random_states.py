@@ -5,7 +5,6 @@ import random
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 
 def rng_states():
@@ -42,12 +41,3 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def gather(value):
-    """[value of rank 0, value of rank 1, ...] on every rank ([value] in a single process)."""
-    if not dist.is_initialized():
-        return [value]
-    values = [None] * dist.get_world_size()
-    dist.all_gather_object(values, value)
-    return values

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import torch
 
-from util.distributed import is_main, rank, world_size
+from util.distributed import gather, is_main, rank, world_size
 from util.errors import UserError
 from util.files import atomic_torch_save, ensure_writable, options_dict, remove_stale_temporaries
 from util.training.guards import LossWatch
-from util.training.random_states import gather, rng_states, set_rng_states
+from util.training.random_states import rng_states, set_rng_states
 
 STATE_FILE = 'latest_train_state.pth'
 FORMAT = 1
