@@ -105,22 +105,23 @@ def find_palette(paths, direction, min_fraction):
     return palette
 
 
-def load_pairs(paths, direction, size, palette, desc):
+def load_pairs(paths, direction, size, palette, desc, device='cpu'):
     """Photos (N, 3, size, size) uint8 and their class maps (N, size, size) int16, both resized as test.py
-    resizes (bicubic), the label maps' colours read into classes at that size."""
+    resizes (bicubic), the label maps' colours read into classes at that size (on `device`)."""
     photos = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
     labels = torch.empty(len(paths), size, size, 3, dtype=torch.uint8)
     for i, path in enumerate(progress_bar(paths, desc=desc)):
         label_map, photo = (image.resize((size, size), Image.BICUBIC) for image in labels_and_photo(path, direction))
         photos[i] = pil_to_tensor(photo)
         labels[i] = pil_to_tensor(label_map).permute(1, 2, 0)
-    unmatched = float(sum((nearest_classes(chunk, palette) == IGNORE).sum() for chunk in labels.split(64))) / labels[..., 0].numel()
+    chunks = [chunk.to(device) for chunk in labels.split(64)]
+    unmatched = float(sum((nearest_classes(chunk, palette) == IGNORE).sum() for chunk in chunks)) / labels[..., 0].numel()
     if unmatched > MOST_UNMATCHED:
         raise UserError(f'{unmatched:.0%} of the label maps\' pixels in {os.path.dirname(paths[0])} are far from every '
                         f'class colour ({len(palette)}): they are not colour label maps of this palette. Are the '
                         f'label maps the {"A (left)" if direction == "AtoB" else "B (right)"} side, as --direction '
                         f'{direction} says?')
-    classes = torch.cat([label_classes(chunk, palette) for chunk in labels.split(64)]).to(torch.int16)
+    classes = torch.cat([label_classes(chunk, palette).to('cpu', torch.int16) for chunk in chunks])
     return photos, labels, classes
 
 
@@ -154,7 +155,8 @@ def main(argv=None):
     palette = args.palette if args.palette is not None else find_palette(train_paths, args.direction,
                                                                          args.min_class_fraction)
     print(f'{len(palette)} classes, colours (RGB): {" ".join(",".join(map(str, c)) for c in palette.tolist())}')
-    photos, _, classes = load_pairs(train_paths, args.direction, args.load_size, palette, 'reading the training pairs')
+    photos, _, classes = load_pairs(train_paths, args.direction, args.load_size, palette, 'reading the training pairs',
+                                    args.device)
     unknown = float((classes == IGNORE).float().mean())
     print(f'{len(train_paths)} training pairs from {os.path.join(args.dataroot, args.phase)}, at {args.load_size}x'
           f'{args.load_size} cropped to {args.crop_size}; {unknown:.2%} of label pixels have no class (left out)')
@@ -197,7 +199,8 @@ def main(argv=None):
     eval_dir = os.path.join(args.dataroot, args.eval_phase) if args.eval_phase else None
     if eval_dir and os.path.isdir(eval_dir):
         eval_paths = make_dataset(eval_dir)
-        eval_photos, eval_labels, _ = load_pairs(eval_paths, args.direction, args.crop_size, palette, 'reading the evaluation pairs')
+        eval_photos, eval_labels, _ = load_pairs(eval_paths, args.direction, args.crop_size, palette,
+                                                 'reading the evaluation pairs', args.device)
         result = ceiling(segmenter, eval_photos, eval_labels)
         info.update(eval_phase=args.eval_phase, ceiling={k: result['output'][k] for k in ('pixel_accuracy', 'class_accuracy', 'mean_iou')})
         print(f'on the real photos of {eval_dir} ({len(eval_paths)}, at {args.crop_size}x{args.crop_size}): '

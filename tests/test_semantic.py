@@ -280,3 +280,17 @@ def test_train_segmenter_refuses_photos_as_label_maps(semantic_run, runner, tmp_
                       '--crop_size', 32, '--output', tmp_path / 'seg.pth', check=False)
     assert proc.returncode == 1 and 'A (left) side, as --direction AtoB says' in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / 'seg.pth').exists()
+
+
+def test_train_segmenter_takes_a_given_palette(semantic_run, runner, tmp_path):
+    data, *_ = semantic_run
+    given = ' '.join(','.join(map(str, c)) for c in E2E_PALETTE[::-1])  # any order: class i is colour i
+    path = tmp_path / 'seg.pth'
+    proc = runner.run('scripts/train_segmenter.py', '--dataroot', data, '--direction', 'BtoA', '--epochs', 1,
+                      '--crop_size', 32, '--palette', given, '--eval_phase', '', '--output', path)
+    segmenter = load_segmenter(str(path))
+    assert segmenter.palette.tolist() == [list(c) for c in E2E_PALETTE[::-1]]
+    assert 'ceiling' not in segmenter.info and 'on the real photos' not in proc.stdout
+    for bad in ('1,2,3', '1,2,3 4,5', '1,2,3 4,5,256'):
+        proc = runner.run('scripts/train_segmenter.py', '--dataroot', data, '--palette', bad, check=False)
+        assert proc.returncode == 1 and 'give two or more colours as "R,G,B R,G,B ..."' in proc.stderr
