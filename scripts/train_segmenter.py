@@ -49,7 +49,8 @@ def parse_args(argv=None):
     parser.add_argument('--eval_phase', default='test', help='score the result on DATAROOT/EVAL_PHASE (\'\' or missing: skip)')
     parser.add_argument('--crop_size', type=int, default=128, help='the size it trains and segments at (a multiple of 8)')
     parser.add_argument('--load_size', type=int, default=None, help='pairs are resized to this before cropping (default: crop_size * 286 / 256, as pix2pix jitters)')
-    parser.add_argument('--epochs', type=int, default=30, help='passes over the training pairs')
+    parser.add_argument('--epochs', type=int, default=20,
+                        help='passes over the training pairs (facades: 43 s each on 2 idle CPU cores)')
     parser.add_argument('--batch_size', type=int, default=8)
     parser.add_argument('--lr', type=float, default=0.002, help='Adam\'s learning rate, decayed to 0 along a cosine')
     parser.add_argument('--width', type=int, default=16, help='channels of the U-Net at full resolution (doubling at each of 3 lower scales)')
