@@ -193,6 +193,24 @@ def test_resize_upsampling_has_no_checkerboard_on_a_constant_input():
     assert torch.equal(transpose[..., 0:-2:2, 0:-2:2], transpose[..., 2::2, 2::2])
 
 
+@pytest.mark.parametrize('size', [3, 8, 21])  # 2 x 3 x 3 input positions compute as one matmul; the others through oneDNN
+def test_resize_upsampling_is_nearest_x2_then_a_3x3_convolution(size):
+    torch.manual_seed(0)
+    up = networks.UpsampleConv2d(5, 7, kernel_size=3, padding=1)
+    x = torch.randn(2, 5, size, size + 1, requires_grad=True)
+    y = up(x)
+    y.square().sum().backward()
+    gradients = x.grad, up.weight.grad, up.bias.grad
+    x.grad = up.weight.grad = up.bias.grad = None
+    expected = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2, mode='nearest'),
+                                          up.weight, up.bias, padding=1)
+    expected.square().sum().backward()
+    assert y.shape == (2, 7, 2 * size, 2 * size + 2)
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-5)
+    for got, want in zip(gradients, (x.grad, up.weight.grad, up.bias.grad)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize('netG,size,upsamplings', [('unet_32', 32, 5), ('resnet_6blocks', 32, 2)])
 def test_resize_generators_upsample_without_transposed_convolutions(netG, size, upsamplings):
     torch.manual_seed(0)
@@ -281,7 +299,6 @@ def parse(*flags):
      '--netD multiscale --num_D 3: a PatchGAN of --n_layers_D 3 needs 24 pixels, so 64-pixel training images leave '
      'room for 2 scale(s) of halving; use --num_D 2 or a smaller --n_layers_D'),
     (['--netD', 'multi'], '--netD multi: choose from basic, n_layers, pixel, multiscale'),
-    (['--gan_mode', 'hinged'], '--gan_mode hinged: choose from vanilla, lsgan, wgangp, hinge'),
     (['--lambda_vgg', 10], "--lambda_vgg needs --vgg_weights PATH: get torchvision's VGG19 weights, "
                            'vgg19-dcbb9e9d.pth, from https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'),
     (['--lambda_vgg', 10, '--vgg_weights', 'no/such.pth'], '--vgg_weights no/such.pth: no such file; get'),
