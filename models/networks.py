@@ -275,21 +275,14 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         n, _, h, w = x.shape
         if output_size is not None or not computes_as_matmul(self, x, n * h * w):
             return super().forward(x, output_size)
-        return transposed_as_matmul(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                                    self.output_padding)
-
-
-def transposed_as_matmul(x, weight, bias, stride, padding, dilation=(1, 1), output_padding=(0, 0)):
-    """F.conv_transpose2d (one group, zero padding) as one matrix product, then fold."""
-    n, _, h, w = x.shape
-    kernel_size = weight.shape[-2:]
-    out_h, out_w = (
-        (size - 1) * s - 2 * p + d * (k - 1) + op + 1
-        for size, k, s, p, d, op in zip((h, w), kernel_size, stride, padding, dilation, output_padding))
-    # (x^T W)^T rather than W^T x: --amp then casts the weight as stored, not a transposed (slow) view of it.
-    columns = (x.flatten(2).transpose(1, 2) @ weight.flatten(1)).transpose(1, 2)  # n, out*kh*kw, h*w
-    out = F.fold(columns, (out_h, out_w), kernel_size, dilation, padding, stride)
-    return with_bias(out, bias)
+        out_h, out_w = (
+            (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for size, k, s, p, d, op in zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation,
+                                            self.output_padding))
+        # (x^T W)^T rather than W^T x: --amp then casts the weight as stored, not a transposed (slow) view of it.
+        columns = (x.flatten(2).transpose(1, 2) @ self.weight.flatten(1)).transpose(1, 2)  # n, out*kh*kw, h*w
+        out = F.fold(columns, (out_h, out_w), self.kernel_size, self.dilation, self.padding, self.stride)
+        return with_bias(out, self.bias)
 
 
 class UpsampleConv2d(Conv2d):
@@ -297,26 +290,30 @@ class UpsampleConv2d(Conv2d):
     "Deconvolution and checkerboard artifacts"). A stride-2 transposed convolution gives alternate output
     pixels different kernel taps, which draws a checkerboard; here every output pixel sees the same taps.
 
-    Computed as what it equals: a 4x4 transposed convolution of stride 2 whose taps are sums of the 3x3 ones
-    (resize_kernel), 2.25x fewer multiplications than convolving the enlarged image."""
+    Computed as what it equals, a 4x4 transposed convolution of stride 2 whose taps are sums of the 3x3
+    ones (resize_kernel): 2.25x fewer multiplications than convolving the enlarged image. Small images (the
+    U-Net's inner levels on the CPU) are enlarged and convolved as one matrix product instead: there the
+    weights are far larger than the image, and summing them would cost more than the product."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Along one axis of the enlarged image, output pixel 2i is x[i-1] w0 + x[i] (w1 + w2) and 2i+1 is
+        # x[i] (w0 + w1) + x[i+1] w2: a transposed convolution of stride 2 and padding 1 gives them its taps 3, 1
+        # and 2, 0. Row k says which of w0, w1, w2 tap k sums; over both axes, a (9, 16) matrix. Not saved.
+        taps = torch.tensor([[0.0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]])
+        self.register_buffer('taps', torch.kron(taps, taps).T.contiguous(), persistent=False)
 
     def forward(self, x):
-        kernel = resize_kernel(self.weight)
         n, _, h, w = x.shape
-        if computes_as_matmul(self, x, n * h * w):
-            return transposed_as_matmul(x, kernel, self.bias, (2, 2), (1, 1))
-        return F.conv_transpose2d(x, kernel, self.bias, stride=2, padding=1)
+        if computes_as_matmul(self, x, 4 * n * h * w):
+            return super().forward(F.interpolate(x, scale_factor=2, mode='nearest'))
+        return F.conv_transpose2d(x, self.transposed_kernel(), self.bias, stride=2, padding=1)
 
-
-def resize_kernel(weight):
-    """The transposed-convolution kernel (in, out, 4, 4) of nearest x2 then the convolution weight (out, in, 3, 3).
-    Along each axis the enlarged image repeats x[i] at 2i and 2i+1, so output pixel 2i is
-    x[i-1] w0 + x[i] (w1 + w2) and 2i+1 is x[i] (w0 + w1) + x[i+1] w2: a transposed convolution with
-    stride 2 and padding 1 gives them taps 3, 1 and 2, 0."""
-    def along(w, dim):
-        w0, w1, w2 = w.unbind(dim)
-        return torch.stack((w2, w1 + w2, w0 + w1, w0), dim)
-    return along(along(weight, 2), 3).transpose(0, 1)
+    def transposed_kernel(self):
+        """(in, out, 4, 4): the 4x4 taps, each the sum of the 3x3 taps it stands for."""
+        out_nc, in_nc = self.weight.shape[:2]
+        flat = self.weight.reshape(out_nc, in_nc, 9).transpose(0, 1)
+        return torch.matmul(flat, self.taps.to(flat.dtype)).view(in_nc, out_nc, 4, 4)
 
 
 class UnetGenerator(nn.Module):

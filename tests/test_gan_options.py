@@ -193,7 +193,7 @@ def test_resize_upsampling_has_no_checkerboard_on_a_constant_input():
     assert torch.equal(transpose[..., 0:-2:2, 0:-2:2], transpose[..., 2::2, 2::2])
 
 
-@pytest.mark.parametrize('size', [3, 8, 21])  # 2 x 3 x 3 input positions compute as one matmul; the others through oneDNN
+@pytest.mark.parametrize('size', [3, 8, 21])  # enlarged, 2 x 3 x 4 inputs compute as one matmul; the others as a transposed convolution
 def test_resize_upsampling_is_nearest_x2_then_a_3x3_convolution(size):
     torch.manual_seed(0)
     up = networks.UpsampleConv2d(5, 7, kernel_size=3, padding=1)
