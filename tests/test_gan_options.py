@@ -130,6 +130,15 @@ def test_hinge_loss_takes_its_known_values():
     assert lsgan(p, True, for_discriminator=False).item() == lsgan(p, True).item()
 
 
+def test_the_gradient_penalty_of_a_multiscale_critic_is_that_of_the_sum_of_its_scales():
+    # --gan_mode wgangp --netD multiscale: two linear critics D_k(x) = w_k.x have the gradient w_1 + w_2.
+    w1, w2 = torch.full((12, 1), 0.5), torch.linspace(-1, 1, 12).view(12, 1)
+    critic = lambda x: [x.flatten(1) @ w1, x.flatten(1) @ w2]  # noqa: E731
+    real, fake = torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
+    penalty = networks.gradient_penalty(critic, real, fake, lambda_gp=10.0)
+    assert penalty.item() == pytest.approx(10.0 * ((w1 + w2).norm().item() - 1) ** 2, rel=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------
 # Spectral normalisation
 
