@@ -46,6 +46,8 @@ def parse_args(argv=None):
     parser.add_argument('--channels_last', action='store_true', help='also time each precision with --channels_last')
     parser.add_argument('--compile', action='store_true',
                         help='also time each precision with --compile (its warm-up is reported apart)')
+    parser.add_argument('--compile_modes', default='default',
+                        help="with --compile, torch.compile's modes to time, e.g. default,reduce-overhead (CUDA graphs)")
     parser.add_argument('--no_baseline', action='store_true', help="don't time the reference's arithmetic")
     parser.add_argument('--sizes', default='128,256,512', help='image sizes, timed at batch 1')
     parser.add_argument('--batch_sizes', default='1,4,16', help=f'batch sizes, timed at {PAPER_SIZE}x{PAPER_SIZE}')
@@ -68,6 +70,7 @@ def parse_args(argv=None):
     args.sizes = [int(s) for s in args.sizes.split(',')]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
     args.amp = args.amp.split(',')
+    args.compile_modes = args.compile_modes.split(',')
     if args.devices is None:
         args.devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
     else:
@@ -95,8 +98,8 @@ def variants(args, device):
         chosen.append((name, amp, False, False))
         if args.channels_last:
             chosen.append((name + '+channels_last', amp, True, False))
-        if args.compile:
-            chosen.append((name + '+compile', amp, False, True))
+        for mode in args.compile_modes if args.compile else ():
+            chosen.append((name + ('+compile' if mode == 'default' else f'+{mode}'), amp, False, mode))
     return chosen
 
 
@@ -105,7 +108,7 @@ def build(device, size, batch, amp, channels_last, compiled, baseline, args):
     argv = ['--dataroot', '.', '--device', device, '--netG', netG, '--ngf', str(args.ngf), '--ndf', str(args.ndf),
             '--crop_size', str(size), '--load_size', str(size), '--batch_size', str(batch), '--amp', amp,
             '--adam_impl', 'for_loop' if baseline else 'fused', '--display_id', '0']
-    argv += ['--channels_last'] * channels_last + ['--compile'] * compiled
+    argv += ['--channels_last'] * channels_last + (['--compile', '--compile_mode', compiled] if compiled else [])
     with contextlib.redirect_stdout(io.StringIO()):  # the model prints its networks
         opt = TrainOptions().parse(argv)
         model = create_model(opt)
@@ -165,7 +168,11 @@ def measure_setting(device, size, batch, args):
     """Build every variant, then time them round-robin: train iterations, then test forwards."""
     built = {}
     rows = []
+    cuda = device.startswith('cuda')
     for name, amp, channels_last, compiled in variants(args, device):
+        if cuda:  # the memory this variant adds to those built before it, at its peak
+            in_use = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
         model, netG = build(device, size, batch, amp, channels_last, compiled, name == 'baseline', args)
         start = time.perf_counter()
         with reference_arithmetic(name == 'baseline'):
@@ -174,6 +181,8 @@ def measure_setting(device, size, batch, args):
         built[name] = model
         rows.append(dict(device=device, variant=name, amp=amp, channels_last=channels_last, compile=compiled,
                          size=size, batch=batch, netG=netG, first_call_s=round(time.perf_counter() - start, 2)))
+        if cuda:
+            rows[-1]['peak_memory_gib'] = round((torch.cuda.max_memory_allocated(device) - in_use) / 2 ** 30, 2)
     flops = training_flops(next(iter(built.values())))
     train = {name: [] for name in built}
     test = {name: [] for name in built}
