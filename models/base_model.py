@@ -90,10 +90,15 @@ class BaseModel:
         """The precision the networks run in: float32, or bfloat16/float16 with --amp."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def adam(self, params):
-        """Adam with the paper's settings (--lr, --beta1) and the kernel --adam_impl chooses."""
+    def adam(self, params, lr):
+        """Adam with the paper's settings (lr, --beta1) and the kernel --adam_impl chooses."""
         impl = {'fused': {'fused': True}, 'foreach': {'foreach': True}, 'for_loop': {'foreach': False}}
-        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999), **impl[self.opt.adam_impl])
+        return torch.optim.Adam(params, lr=lr, betas=(self.opt.beta1, 0.999), **impl[self.opt.adam_impl])
+
+    def optimizer_rates(self, options):
+        """The learning rate each of self.optimizers starts from under these options (a dict of the
+        options' values): --lr for all unless a model says otherwise."""
+        return [options['lr']] * len(self.optimizers)
 
     def eval(self):
         for net in self.networks().values():
@@ -182,11 +187,12 @@ class BaseModel:
         if state.get('grad_scaler'):  # --amp fp16: the loss scale it had found, not the default again
             self.scaler.load_state_dict(state['grad_scaler'])
 
-    def retune_optimizers(self, lr_scale, beta1):
-        """Scale every learning rate, the schedule's included, and set Adam's beta1: for --lr and --beta1
-        typed on resuming. Scaling the current rate fits every policy (the linear, step and cosine rates
-        are proportional to the base rate; plateau only ever multiplies the current one)."""
-        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+    def retune_optimizers(self, lr_scales, beta1):
+        """Scale each optimizer's learning rates by its factor in lr_scales, the schedule's included, and set
+        Adam's beta1: for --lr, --lr_D and --beta1 typed on resuming. Scaling the current rate fits every
+        policy (the linear, step and cosine rates are proportional to the base rate; plateau only ever
+        multiplies the current one)."""
+        for optimizer, scheduler, lr_scale in zip(self.optimizers, self.schedulers, lr_scales):
             for group in optimizer.param_groups:
                 for key in ('lr', 'initial_lr'):  # initial_lr: where the linear/step/cosine schedules start from
                     if key in group:

@@ -1,4 +1,5 @@
 from options.base_options import BaseOptions
+from options.recipes import RECIPES
 
 
 class TrainOptions(BaseOptions):
@@ -29,7 +30,13 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--n_epochs_decay', type=int, default=100, help='# of epochs to decay the learning rate to zero')
         parser.add_argument('--beta1', type=float, default=0.5, help='momentum term of adam')
         parser.add_argument('--lr', type=float, default=0.0002, help='initial learning rate for adam')
-        parser.add_argument('--gan_mode', type=str, default='lsgan', help='vanilla | lsgan | wgangp')
+        parser.add_argument('--lr_D', type=float, default=None,
+                            help="D's own initial learning rate (SPADE: 4x G's); default: --lr")
+        parser.add_argument('--gan_mode', type=str, default='lsgan', help='vanilla | lsgan | wgangp | hinge')
+        parser.add_argument('--recipe', choices=tuple(RECIPES), default='reference',
+                            help='a set of training options applied as defaults (flags you type win): '
+                                 'reference changes nothing; improved turns on the options of '
+                                 "pix2pixHD and SPADE and the weight average (options/recipes.py lists them)")
         parser.add_argument('--pool_size', type=int, default=50, help='size of the image buffer of generated images')
         parser.add_argument('--lr_policy', type=str, default='linear', help='linear | step | plateau | cosine')
         parser.add_argument('--lr_decay_iters', type=int, default=50, help='multiply by a gamma every N epochs (step)')

@@ -15,7 +15,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from models import networks
+from models import discriminators, networks
 from models.base_model import unwrap
 from tests.scripts import REPO, TINY_NET, needs_cxx, run
 from tests.tiny_data import make_aligned_pairs
@@ -26,6 +26,13 @@ ARGS = [*TINY_NET, '--norm', 'instance', '--no_dropout', '--no_flip', '--seed', 
         '--save_epoch_freq', '1', '--lr_policy', 'step', '--n_epochs_decay', '0', '--dist_timeout', '120',
         '--ema_decay', '0.5', '--ema_every', '1']
 NETWORKS = ('G', 'D', 'G_ema')  # G_ema: the weight average, which every rank keeps
+# pix2pixHD's and SPADE's options (tests/test_gan_options.py), all at once; --n_layers_D 2 leaves room for two
+# scales on 32-pixel images. The VGG loss and feature matching are means over the batch, like L1; spectral
+# norm's power iteration depends on the weights alone, the same on every rank. unet_16: with unet_32 the
+# innermost resize convolution would see a 1x1 bottleneck upsampled to a constant 2x2, and instance norm would
+# cancel its centre tap as it cancels the biases (see biases_cancelled_by_instance_norm).
+HD_ARGS = ['--netG', 'unet_16', '--netD', 'multiscale', '--n_layers_D', '2', '--lambda_feat', '10', '--gan_mode', 'hinge',
+           '--spectral_norm_D', '--lr_D', '4e-4', '--upsample', 'resize', '--lambda_vgg', '10']
 
 
 def train_rank(rank, world_size, argv_by_rank, dump_dir):
@@ -88,9 +95,13 @@ def biases_cancelled_by_instance_norm(net):
     return names
 
 
-def build(name):
+def build(name, hd=False):
+    """The network called name, as ARGS (and HD_ARGS, with hd) build it."""
     if name.startswith('G'):
-        return networks.define_G(3, 3, 8, 'unet_32', 'instance', False)
+        return networks.define_G(3, 3, 8, 'unet_16' if hd else 'unet_32', 'instance', False,
+                                 upsample='resize' if hd else 'transpose')
+    if hd:
+        return discriminators.define_D(6, 8, 'multiscale', 2, 'instance', num_D=2, spectral=True)
     return networks.define_D(6, 8, 'basic', 3, 'instance')
 
 
@@ -99,13 +110,13 @@ def max_difference(a, b, skip=()):
     return max((a[k] - b[k]).abs().max().item() for k in a if k not in skip)
 
 
-def assert_same_networks(expected, actual):
+def assert_same_networks(expected, actual, hd=False):
     """Weights within 1e-5 (but for the cancelled biases), and G's outputs within 1e-5."""
     for name in NETWORKS:
-        net = build(name)
+        net = build(name, hd)
         assert max_difference(expected[name], actual[name], biases_cancelled_by_instance_norm(net)) < 1e-5, name
     for name in ('G', 'G_ema'):
-        G, G2 = build(name), build(name)
+        G, G2 = build(name, hd), build(name, hd)
         G.load_state_dict(expected[name])
         G2.load_state_dict(actual[name])
         x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -151,12 +162,14 @@ def test_checkpoints_have_the_single_process_format(runs):
         assert list(saved) == list(build(name).state_dict())  # no 'module.' prefix, same keys in the same order
 
 
-def test_logged_losses_are_the_mean_over_ranks(runs):
-    def lines(folder):
-        log = (folder / 'run' / 'loss_log.txt').read_text()
-        return [dict((k, float(v)) for k, v in re.findall(r'(\w+): (-?[\d.]+)', line))
-                for line in log.splitlines() if line.startswith('(epoch')]
+def lines(folder):
+    """The values of each line of folder/run/loss_log.txt."""
+    log = (folder / 'run' / 'loss_log.txt').read_text()
+    return [dict((k, float(v)) for k, v in re.findall(r'(\w+): (-?[\d.]+)', line))
+            for line in log.splitlines() if line.startswith('(epoch')]
 
+
+def test_logged_losses_are_the_mean_over_ranks(runs):
     ddp = lines(runs['root'] / 'ddp')
     # The last line (epoch 3, after the resume) holds the mean of the two ranks' last losses ...
     rank0, rank1 = (dump['losses'] for dump in runs['resumed'])
@@ -184,3 +197,25 @@ def test_compiled_networks_train_under_ddp_like_eager_ones(runs, tmp_path):
     compiled = checkpoint(tmp_path, 2)
     assert all(list(compiled[name]) == list(build(name).state_dict()) for name in 'GD')
     assert_same_networks(checkpoint(runs['root'] / 'ddp', 2), compiled)  # measured: 7e-7 apart at most
+
+
+@pytest.fixture(scope='module')
+def hd_runs(runs, vgg_weights):
+    """One process with batch 2 and two ranks with batch 1, for 2 epochs, with every option of HD_ARGS."""
+    root = runs['root']
+    common = ['--dataroot', runs['data'], '--name', 'run', *ARGS, *HD_ARGS, '--vgg_weights', vgg_weights,
+              '--n_epochs', 2]
+    run('train.py', *common, '--checkpoints_dir', root / 'hd_single', '--batch_size', 2)
+    argv = [*common, '--checkpoints_dir', root / 'hd_ddp', '--batch_size', 1, '--dist_url', 'file://' + str(root / 'meet_hd')]
+    spawn_ranks([argv, argv], root / 'dump_hd')
+    return root
+
+
+def test_pix2pixhd_and_spade_options_take_the_same_steps_on_two_ranks(hd_runs):
+    assert_same_networks(checkpoint(hd_runs / 'hd_single', 2), checkpoint(hd_runs / 'hd_ddp', 2), hd=True)
+    ddp, single = lines(hd_runs / 'hd_ddp'), lines(hd_runs / 'hd_single')
+    assert len(ddp) == len(single) == 4 and {'G_feat', 'G_VGG'} <= set(ddp[-1])
+    for mine, theirs in zip(ddp, single):
+        assert (mine['epoch'], mine['iters']) == (theirs['epoch'], theirs['iters'])
+        for k in ('G_GAN', 'G_L1', 'D_real', 'D_fake', 'G_feat', 'G_VGG'):
+            assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)

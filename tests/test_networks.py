@@ -94,7 +94,7 @@ def test_gan_losses_and_targets():
     wgan = networks.GANLoss('wgangp')
     assert wgan(logits, True).item() == pytest.approx(-1.0) and wgan(logits, False).item() == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        networks.GANLoss('hinge')
+        networks.GANLoss('relativistic')
 
 
 def test_gradient_penalty_of_a_linear_critic_is_exact():

@@ -34,8 +34,9 @@ def setup(runner, tmp_path_factory):
         return runner.run('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name,
                           *ARGS, *extra, **kwargs)
 
-    def start(name):
-        return runner.start('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name, *ARGS)
+    def start(name, *extra):
+        return runner.start('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name, *ARGS,
+                            *extra)
 
     train('uninterrupted')
     return checkpoints, train, start
@@ -70,6 +71,27 @@ def test_killed_run_resumes_to_the_same_weights(setup):
     for got_optimizer, expected_optimizer in zip(got['optimizers'], expected['optimizers']):
         for index, moments in expected_optimizer['state'].items():
             assert torch.equal(got_optimizer['state'][index]['exp_avg_sq'], moments['exp_avg_sq'])
+
+
+def test_killed_run_with_pix2pixhd_and_spade_options_resumes_to_the_same_weights(setup):
+    # A multi-scale, spectral-norm D (its power iteration's vectors are saved with it), feature matching, the
+    # hinge loss, D's own rate and resize upsampling. (The VGG loss has no state to resume: fixed weights.)
+    checkpoints, train, start = setup
+    losses = ['--lambda_feat', 10, '--gan_mode', 'hinge']
+    architecture = ['--netD', 'multiscale', '--spectral_norm_D', '--upsample', 'resize']
+    train('hd_uninterrupted', *losses, *architecture, '--lr_D', 4e-4)
+    child = start('hd_killed', *losses, *architecture, '--lr_D', 4e-4)
+    child.wait_for(EPOCH_2_STARTED)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+
+    # The architecture comes from architecture.json and --lr_D from the training state: not typed again.
+    resumed = train('hd_killed', '--continue_train', *losses)
+
+    assert 'upsample: resize' in resumed.stdout and 'lr_D: 0.0004' in resumed.stdout
+    assert_same_weights(checkpoints / 'hd_killed', checkpoints / 'hd_uninterrupted')
+    D = networks(checkpoints / 'hd_killed')['D']
+    assert 'scales.1.model.0.parametrizations.weight.0._u' in D
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])

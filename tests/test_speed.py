@@ -352,6 +352,24 @@ def test_benchmark_quick_writes_the_figures(tmp_path):
     assert 'speedup' in result.stdout and 'GFLOP/s' in result.stdout  # the printed table
 
 
+def test_benchmark_times_training_options_against_the_default(tmp_path):
+    out = tmp_path / 'bench.json'
+    run('scripts/benchmark.py', '--devices', 'cpu', '--sizes', 64, '--batch_sizes', 1, '--amp', 'none', '--no_baseline',
+        '--options', 'feat,vgg,ema', '--variant', 'hd=--netD multiscale --lambda_feat 10', '--ngf', 8, '--ndf', 8,
+        '--iters', 1, '--warmup', 0, '--threads', 1, '--json', out)
+    rows = {r['variant']: r for r in json.loads(out.read_text())['results']}
+    assert list(rows) == ['fp32', 'fp32+feat', 'fp32+vgg', 'fp32+ema', 'fp32+hd']
+    assert rows['fp32+hd']['flags'] == '--netD multiscale --lambda_feat 10' and rows['fp32']['flags'] == ''
+    flops = {name: r['gflop_per_iter'] for name, r in rows.items()}
+    # Feature matching runs D once more; the VGG loss runs VGG19 three times; a second scale adds a quarter D.
+    assert flops['fp32'] < flops['fp32+feat'] < flops['fp32+hd'] and flops['fp32+vgg'] > 2 * flops['fp32']
+    assert flops['fp32+ema'] == flops['fp32']  # FLOPs are counted in optimize_parameters(); the average is apart
+    assert 'time_vs_default' not in rows['fp32']
+    for name in ('fp32+feat', 'fp32+vgg', 'fp32+ema', 'fp32+hd'):
+        assert rows[name]['time_vs_default'] == pytest.approx(
+            rows[name]['train_s_per_iter'] / rows['fp32']['train_s_per_iter'], abs=0.01)
+
+
 def test_gradient_scaler_wiring_takes_the_unscaled_steps(tmp_path):
     # --amp fp16 needs CUDA, but its scaler's wiring (losses scaled before backward, gradients unscaled
     # before each step, one update per iteration) runs on the CPU too: with a power-of-two scale and

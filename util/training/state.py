@@ -104,11 +104,12 @@ class TrainingState:
                 print(f'note: --{key} {getattr(self.opt, key)} ignored: resuming the run saved with '
                       f'--{key} {options[key]} (it decides the data order and the learning-rate schedule)')
             setattr(self.opt, key, options[key])
-        # The optimizers come back with their own settings; a typed --lr or --beta1 replaces them (restore()).
-        for key in ('lr', 'beta1'):
-            if key not in self.opt.explicit:
+        # The optimizers come back with their own settings; a typed --lr, --lr_D or --beta1 replaces them
+        # (restore()). A save from before --lr_D has none: its D trained at --lr.
+        for key in ('lr', 'lr_D', 'beta1'):
+            if key not in self.opt.explicit and key in options:
                 setattr(self.opt, key, options[key])
-        self.saved_lr = options['lr']
+        self.saved_options = options
         current = options_dict(self.opt)
         changed = [f'--{k} {options[k]} -> {current[k]}' for k in sorted(options)
                    if k in current and current[k] != options[k] and k not in ('continue_train', 'explicit')]
@@ -123,8 +124,9 @@ class TrainingState:
             return
         saved, self.saved = self.saved, None
         model.load_state_dict(saved)
-        # A typed --lr or --beta1 rescales the whole schedule, e.g. to resume a diverged run more gently.
-        model.retune_optimizers(self.opt.lr / self.saved_lr, self.opt.beta1)
+        # A typed --lr, --lr_D or --beta1 rescales the whole schedule, e.g. to resume a diverged run more gently.
+        rates, saved_rates = model.optimizer_rates(vars(self.opt)), model.optimizer_rates(self.saved_options)
+        model.retune_optimizers([rate / saved_rate for rate, saved_rate in zip(rates, saved_rates)], self.opt.beta1)
         self.progress = Progress.from_state_dict(saved)
         self.saved_iters = self.progress.total_iters
         ranks = saved['rng']
