@@ -30,6 +30,8 @@ from util.images import save_image, tensor2im
 # The image formats test.py reads (data/image_folder.IMG_EXTENSIONS), by the name PIL gives the file's format.
 FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif', 'WEBP': '.webp', 'PPM': '.ppm'}
 GRAY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'F')
+# Small images fill their frame, their pixels shown as squares rather than blurred.
+CSS = '#input img, #output img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}'
 
 
 def main(argv=None):
@@ -41,7 +43,7 @@ def main(argv=None):
     print(f'experiments: {", ".join(translator.experiments)}; serving the page on http://127.0.0.1:{opt.port}')
     try:
         page.launch(server_name='127.0.0.1', server_port=opt.port, ssr_mode=False, show_error=True,
-                    footer_links=['gradio'])
+                    footer_links=['gradio'], css=CSS)
     except OSError as e:
         raise UserError(f'cannot serve on 127.0.0.1:{opt.port} ({e}); choose another --port')
 
@@ -163,11 +165,13 @@ def build_page(gr, translator):
         upload = gr.File(label='Image', type='filepath', elem_id='upload')
         status = gr.Markdown(elem_id='status')
         with gr.Row():
-            source = gr.Image(label='Input', format='png', interactive=False, buttons=[], elem_id='input')
-            output = gr.Image(label='Output', type='filepath', interactive=False, buttons=['download'],
+            source = gr.Image(label='Input', format='png', interactive=False, buttons=[], height=320,
+                              elem_id='input')
+            output = gr.Image(label='Output', type='filepath', interactive=False, buttons=['download'], height=320,
                               elem_id='output')
-        for event in (upload.change, experiment.change):
-            event(run, [experiment, upload], [source, output, status])
+        for event in (upload.change, experiment.change):  # one at a time: they share the models
+            event(run, [experiment, upload], [source, output, status], concurrency_id='translate',
+                  concurrency_limit=1)
     return page
 
 

@@ -40,7 +40,8 @@ def require_onnx_packages():
         raise UserError(f'exporting to ONNX needs {", ".join(missing)}, which are optional: '
                         f'pip install {" ".join(ONNX_PACKAGES)}')
     if not hasattr(torch.compiler, 'is_exporting'):
-        raise UserError(f'exporting needs torch 2.6 or newer (this is {torch.__version__}): pip install -U torch')
+        raise UserError(f'exporting needs torch.compiler.is_exporting, which torch {torch.__version__} lacks (torch 2.7 '
+                        f'has it): pip install -U torch')
     return importlib.import_module('onnxruntime')
 
 

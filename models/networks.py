@@ -229,7 +229,7 @@ class ResnetBlock(nn.Module):
 # out the weights on every call: at the U-Net's inner levels (512 channels, 1x1 to 8x8 pixels) that
 # re-layout costs several times the arithmetic (docs/performance.md has the measurements).
 MATMUL_MAX_POSITIONS = 128
-exporting = getattr(torch.compiler, 'is_exporting', lambda: False)  # torch 2.6 and later have it
+exporting = getattr(torch.compiler, 'is_exporting', lambda: False)  # torch 2.7 has it; export.py needs it
 
 
 def computes_as_matmul(conv, x, positions):

@@ -30,11 +30,12 @@ EXPERIMENTS = {  # name: train.py flags (with TINY_NET: unet_32, batch norm; une
     'resnet': ['--netG', 'resnet_2blocks'],
     'colorization': ['--model', 'colorization'],
 }
-CASES = {  # case: (experiment, the test mode's flag for test.py and export.py); each export takes seconds
+CASES = {  # case: (experiment, flags of test.py and export.py: test mode, which file), each export taking seconds
     'unet_paper': ('unet', []),
-    'resnet_eval': ('resnet', ['--eval']),  # with dropout, which --eval and the export turn off
-    'colorization_eval': ('colorization', ['--eval']),
+    'resnet_eval': ('resnet', ['--eval', '--model_suffix', '_ema']),  # with dropout, which --eval turns off
+    'colorization_eval': ('colorization', ['--eval', '--epoch', '1']),
 }
+STEMS = {'unet_paper': 'latest_net_G', 'resnet_eval': 'latest_net_G_ema', 'colorization_eval': '1_net_G'}
 PROJECT = ('models', 'data', 'util', 'options', 'tests', 'train', 'test', 'export', 'app')
 
 # Run by `python -I` in an empty folder: no PYTHONPATH, no user site, no script folder on sys.path, and the
@@ -110,10 +111,14 @@ def exported(train_tiny, tmp_path_factory):
         pair_image(str(images / f'{stem}.png'), width, height, seed=seed)
     runs = {name: train_tiny('--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0, *flags, name=name, count=2)
             for name, flags in EXPERIMENTS.items()}
+    # --model_suffix _ema picks <epoch>_net_G_ema.pth (train.py --ema_decay writes it): here other weights than G's.
+    weights = torch.load(runs['resnet'].folder / 'latest_net_G.pth', weights_only=True)
+    torch.save({k: v * 0.5 if k.endswith('weight') else v for k, v in weights.items()},
+               runs['resnet'].folder / 'latest_net_G_ema.pth')
     test_py, export_py = command('test'), command('export')
     cases, jobs = {}, {'onnx': [], 'pt2': []}
-    for case, (experiment, mode) in CASES.items():
-        common = ['--name', experiment, '--checkpoints_dir', str(runs[experiment].checkpoints), *mode]
+    for case, (experiment, flags) in CASES.items():
+        common = ['--name', experiment, '--checkpoints_dir', str(runs[experiment].checkpoints), *flags]
         model = ['--model', 'colorization'] if experiment == 'colorization' else []
         results = root / 'results' / case
         with generator_calls() as calls:
@@ -121,14 +126,16 @@ def exported(train_tiny, tmp_path_factory):
                           '--preprocess', 'none', '--num_threads', '0'])
         assert len(calls) == len(SIZES)
         export_py.main([*common, '--export_dir', str(root / case), '--crop_size', '32'])
+        assert sorted(os.listdir(root / case)) == sorted(f'{STEMS[case]}.{ext}' for ext in ('json', 'onnx', 'pt2'))
         for stem, (x, _) in zip(SIZES, calls):
             np.save(root / case / f'{stem}_input.npy', x)
         for kind in jobs:
-            jobs[kind].append({'case': case, 'file': str(root / case / f'latest_net_G.{kind}'),
+            jobs[kind].append({'case': case, 'file': str(root / case / f'{STEMS[case]}.{kind}'),
                                'inputs': [str(root / case / f'{stem}_input.npy') for stem in SIZES],
                                'outputs': [str(root / case / f'{stem}_{kind}.npy') for stem in SIZES]})
-        cases[case] = SimpleNamespace(calls=calls, folder=root / case, gallery=results / experiment / 'test_latest',
-                                      description=json.loads((root / case / 'latest_net_G.json').read_text()))
+        gallery = results / experiment / f'test_{"1" if "--epoch" in flags else "latest"}'
+        cases[case] = SimpleNamespace(calls=calls, folder=root / case, gallery=gallery,
+                                      description=json.loads((root / case / f'{STEMS[case]}.json').read_text()))
     fresh = {'onnx': run_fresh(root / 'fresh_onnx', jobs['onnx'], blocked={'torch', *PROJECT}),
              'pt2': run_fresh(root / 'fresh_pt2', jobs['pt2'], blocked={'onnxruntime', 'onnx', *PROJECT})}
     for kind, report in fresh.items():
@@ -184,8 +191,9 @@ def test_the_description_is_in_the_json_and_in_both_files(exported, case):
     description = result.description
     timing = description.pop('time_per_image')
     assert result.onnx['metadata'] == result.pt2['metadata'] == description
-    experiment, mode = CASES[case]
-    assert description['test_mode'] == ('eval' if mode else 'paper')
+    experiment, flags = CASES[case]
+    assert description['test_mode'] == ('eval' if '--eval' in flags else 'paper')
+    assert description['files'] == {'onnx': f'{STEMS[case]}.onnx', 'pt2': f'{STEMS[case]}.pt2'}
     assert description['direction'] == 'AtoB' and description['input']['range'] == description['output']['range'] == [-1, 1]
     multiple, smallest = {'unet': (32, 32), 'resnet': (4, 8), 'colorization': (32, 32)}[experiment]
     assert (description['size_rule']['multiple'], description['size_rule']['smallest']) == (multiple, smallest)
@@ -204,12 +212,12 @@ def test_colorization_of_one_image_file(exported, tmp_path):
     run_ = exported.runs['colorization']
     command('test').main(['--dataroot', str(exported.images / 'b.png'), '--name', 'colorization', '--model',
                           'colorization', '--checkpoints_dir', str(run_.checkpoints), '--results_dir', str(tmp_path),
-                          '--eval', '--preprocess', 'none', '--num_threads', '0'])
-    images = tmp_path / 'colorization' / 'test_latest' / 'images'
+                          *CASES['colorization_eval'][1], '--preprocess', 'none', '--num_threads', '0'])
+    images = tmp_path / 'colorization' / 'test_1' / 'images'
     assert sorted(os.listdir(images)) == ['b_fake_B_rgb.png', 'b_real_A.png', 'b_real_B_rgb.png']
     from_folder = exported.cases['colorization_eval'].gallery / 'images' / 'b_fake_B_rgb.png'
     assert (np.asarray(Image.open(images / 'b_fake_B_rgb.png')) == np.asarray(Image.open(from_folder))).all()
-    assert (tmp_path / 'colorization' / 'test_latest' / 'metrics.json').exists()
+    assert (tmp_path / 'colorization' / 'test_1' / 'metrics.json').exists()
 
 
 def test_without_the_onnx_packages_export_says_how_to_install_them(tiny_run, tmp_path):
@@ -220,6 +228,20 @@ def test_without_the_onnx_packages_export_says_how_to_install_them(tiny_run, tmp
     assert 'error: exporting to ONNX needs onnx, onnxscript, onnxruntime, which are optional: ' \
            'pip install onnx onnxscript onnxruntime' in proc.stderr
     assert 'Traceback' not in proc.stderr and not (tmp_path / 'out').exists()
+
+
+def test_with_a_torch_too_old_to_export_export_says_so(tiny_run, tmp_path):
+    """A torch without torch.compiler.is_exporting (before 2.7): a clear error, and the networks still run."""
+    site = tmp_path / 'site'
+    site.mkdir()
+    (site / 'sitecustomize.py').write_text('import torch\ndel torch.compiler.is_exporting\n')
+    proc = run('export.py', '--name', 'tiny', '--checkpoints_dir', tiny_run.checkpoints, '--export_dir',
+               tmp_path / 'out', check=False, env={'PYTHONPATH': site})
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'lacks (torch 2.7 has it): pip install -U torch' in proc.stderr
+    proc = run('test.py', '--dataroot', tiny_run.data, '--name', 'tiny', '--checkpoints_dir', tiny_run.checkpoints,
+               '--results_dir', tmp_path / 'results', '--load_size', 32, '--crop_size', 32, env={'PYTHONPATH': site})
+    assert 'processed 3 images' in proc.stdout
 
 
 @pytest.mark.parametrize('flag', [['--amp', 'bf16'], ['--compile'], ['--channels_last']])
