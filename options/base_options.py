@@ -24,6 +24,7 @@ from util.files import atomic_write_text, mkdirs, options_dict
 
 class BaseOptions:
     is_train = None
+    reads_data = True  # False for commands that use only the checkpoints (export.py, app.py): no demo data
 
     def initialize(self, parser):
         # Basic parameters
@@ -119,7 +120,7 @@ class BaseOptions:
         argv = sys.argv[1:] if argv is None else argv
         opt = self.gather_options(argv)
         opt.is_train = self.is_train
-        if opt.dataroot is None:
+        if opt.dataroot is None and self.reads_data:
             apply_demo_defaults(opt, self.parser)
         if self.is_train:
             apply_recipe(opt)
