@@ -10,12 +10,14 @@ class ExportOptions(TestOptions):
         parser = super().initialize(parser)
         parser.add_argument('--export_dir', type=str, default=None,
                             help='where to write the .onnx, .pt2 and .json files (default: beside the checkpoints)')
-        # The files hold CPU tensors whatever device exports them; the CPU is also where the timing is compared.
-        parser.set_defaults(device='cpu')
+        parser.set_defaults(device='cpu')  # see parse()
         return parser
 
     def parse(self, argv=None):
         opt = super().parse(argv)
+        if opt.device != 'cpu':
+            raise UserError(f'export.py runs on the CPU (--device {opt.device} given): the files then hold CPU tensors, '
+                            f'which every machine loads; leave out --device and --gpu_ids')
         if opt.amp != 'none' or opt.compile or opt.channels_last:
             raise UserError('export.py writes the float32 network as trained: leave out --amp, --compile and '
                             '--channels_last (ONNX Runtime and torch pick their own kernels for the exported files)')

@@ -244,7 +244,17 @@ def test_with_a_torch_too_old_to_export_export_says_so(tiny_run, tmp_path):
     assert 'processed 3 images' in proc.stdout
 
 
-@pytest.mark.parametrize('flag', [['--amp', 'bf16'], ['--compile'], ['--channels_last']])
-def test_export_refuses_the_speed_flags(flag):
-    with pytest.raises(UserError, match='leave out --amp, --compile and --channels_last'):
+@pytest.mark.parametrize('flag,message', [
+    (['--amp', 'bf16'], 'leave out --amp, --compile and --channels_last'),
+    (['--compile'], 'leave out --amp, --compile and --channels_last'),
+    (['--channels_last'], 'leave out --amp, --compile and --channels_last'),
+    (['--gpu_ids', '-1'], None),  # the CPU, said the reference's way: accepted
+    pytest.param(['--device', 'cuda'], 'export.py runs on the CPU (--device cuda given)',
+                 marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')),
+])
+def test_export_refuses_what_would_not_give_float32_cpu_files(flag, message):
+    if message is None:
+        assert ExportOptions().parse(['--name', 'x', *flag]).device == 'cpu'
+        return
+    with pytest.raises(UserError, match=message):
         ExportOptions().parse(['--name', 'x', *flag])
