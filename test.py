@@ -2,18 +2,22 @@
 
     python test.py --dataroot ./datasets/facades --name facades_pix2pix --model pix2pix --direction BtoA
     python test.py --dataroot ./my_labels --name facades_label2photo_pretrained --model test
+    python test.py --dataroot ./photo.png --name NAME     (one image, or a folder of them: generator only)
 
 Results go to results_dir/name/<phase>_<epoch>/: images/*.png and index.html. Every image is
 processed unless --num_test caps it. Architecture options come from the checkpoint's folder.
 When the model has targets (pix2pix on aligned data, colorization), each output is scored against its
-target (L1, PSNR, SSIM; FID and KID with --fid_weights) into metrics.json and metrics.csv, the means
-head the gallery, and --sort_by_metric lists the worst images first.
+target (L1, PSNR, SSIM; FID and KID with --fid_weights; with --segmenter, the semantic score against the
+input label maps) into metrics.json and metrics.csv, the means head the gallery, and --sort_by_metric
+lists the worst images first.
 """
 import os
 
 import models
 from data import create_dataloader
+from data.image_folder import holds_single_images
 from models.checkpoint import file_prefix
+from models.segmenter import load_segmenter
 from options.test_options import TestOptions
 from util.display import html
 from util.display.visualizer import progress_bar
@@ -24,12 +28,17 @@ from util.images import save_image, tensor2im
 def main(argv=None):
     options = TestOptions()
     opt = options.parse(argv)
+    if opt.dataset_mode == 'aligned' and holds_single_images(opt.dataroot, opt.phase):
+        print(f'{opt.dataroot} is single images, not A|B pairs in {opt.phase}/: translating them with the '
+              f'generator alone (--model test)')
+        opt.model, opt.dataset_mode = 'test', 'single'
     models.resolve_architecture(opt)  # the architecture the checkpoint was saved with
     # Test settings as in the reference: one pass, in order, no augmentation, no display.
     opt.serial_batches = True
     opt.no_flip = True
     opt.display_id = -1
     options.save_and_print(opt, 'test_opt')
+    segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # a bad file fails here, first
 
     loader = create_dataloader(opt, shuffle=False)
     print(f'The number of test images = {len(loader.dataset)} ({loader.num_workers} loader worker processes)')
@@ -37,7 +46,7 @@ def main(argv=None):
     model.setup(opt)
     if opt.eval:
         model.eval()
-    evaluation = Evaluation(model.visual_names, opt.sort_by_metric, opt.fid_weights, opt.device)
+    evaluation = Evaluation(model.visual_names, opt.sort_by_metric, opt.fid_weights, opt.device, segmenter)
 
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{file_prefix(opt)}')
     webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')

@@ -18,19 +18,7 @@ class AlignedDataset(BaseDataset):
 
     def load_sample(self, index, rng):
         path = self.AB_paths[index]
-        AB = open_image(path)
-        w, h = AB.size
-        if w % 2:
-            raise UserError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
-                            f'width must be even. Recombine it with datasets/combine_A_and_B.py.')
-        # A pair of halves each at most half as wide as tall is far likelier a single photo (square or
-        # portrait) that landed in an aligned folder; cutting it in two would train on garbage.
-        if w <= h:
-            raise UserError(f'{path} is {w}x{h}, not wider than tall, so it is not an A|B pair (two images side '
-                            f'by side). For single images use --dataset_mode single; to make pairs from A and B '
-                            f'folders use datasets/combine_A_and_B.py.')
-        half = w // 2
-        A, B = AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))
+        A, B = split_pair(path)
         params = get_params(self.opt, A.size, rng)
         return {'A': transform(A, self.opt, params, grayscale=self.A_channels == 1),
                 'B': transform(B, self.opt, params, grayscale=self.B_channels == 1),
@@ -38,3 +26,20 @@ class AlignedDataset(BaseDataset):
 
     def __len__(self):
         return len(self.AB_paths)
+
+
+def split_pair(path):
+    """The A (left) and B (right) halves of the aligned pair image at path, as RGB PIL images."""
+    AB = open_image(path)
+    w, h = AB.size
+    if w % 2:
+        raise UserError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
+                        f'width must be even. Recombine it with datasets/combine_A_and_B.py.')
+    # A pair of halves each at most half as wide as tall is far likelier a single photo (square or
+    # portrait) that landed in an aligned folder; cutting it in two would train on garbage.
+    if w <= h:
+        raise UserError(f'{path} is {w}x{h}, not wider than tall, so it is not an A|B pair (two images side '
+                        f'by side). For single images use --dataset_mode single; to make pairs from A and B '
+                        f'folders use datasets/combine_A_and_B.py.')
+    half = w // 2
+    return AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))

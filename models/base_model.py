@@ -84,7 +84,7 @@ class BaseModel:
             if opt.channels_last:
                 net.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same tensors
             if opt.compile:
-                net.compile()  # in place, so state_dict keys and checkpoints are unchanged
+                net.compile(mode=opt.compile_mode)  # in place: state_dict keys and checkpoints are unchanged
 
     def autocast(self):
         """The precision the networks run in: float32, or bfloat16/float16 with --amp."""
@@ -116,6 +116,10 @@ class BaseModel:
     def generate(self, netG, x):
         """netG(x), padding x to a size the generator accepts and cropping the output back."""
         multiple = generator_size_multiple(self.opt.netG)
+        if self.opt.compile and self.opt.compile_mode in ('reduce-overhead', 'max-autotune'):
+            # CUDA graphs replay into the same output memory: a step begins at G's forward, and the previous
+            # step's outputs are not read after this point.
+            torch.compiler.cudagraph_mark_step_begin()
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % multiple, (-w) % multiple
         if pad_h == 0 and pad_w == 0:

@@ -241,9 +241,14 @@ class ResnetBlock(nn.Module):
 # out the weights on every call: at the U-Net's inner levels (512 channels, 1x1 to 8x8 pixels) that
 # re-layout costs several times the arithmetic (docs/performance.md has the measurements).
 MATMUL_MAX_POSITIONS = 128
+exporting = getattr(torch.compiler, 'is_exporting', lambda: False)  # torch 2.7 has it; export.py needs it
 
 
 def computes_as_matmul(conv, x, positions):
+    # Never in an exported graph (export.py): it must hold for every image size, so it cannot branch on one,
+    # and ONNX Runtime picks its own convolution kernels.
+    if exporting():
+        return False
     return (x.device.type == 'cpu' and positions <= MATMUL_MAX_POSITIONS and conv.groups == 1
             and conv.padding_mode == 'zeros' and not isinstance(conv.padding, str))
 

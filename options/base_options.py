@@ -24,6 +24,7 @@ from util.files import atomic_write_text, mkdirs, options_dict
 
 class BaseOptions:
     is_train = None
+    reads_data = True  # False for commands that use only the checkpoints (export.py, app.py): no demo data
 
     def initialize(self, parser):
         # Basic parameters
@@ -93,6 +94,10 @@ class BaseOptions:
                                  'with bf16/fp16; no gain in float32 on CPUs)')
         parser.add_argument('--compile', action='store_true',
                             help='torch.compile the networks: the first iterations take 30-60 s longer to compile')
+        parser.add_argument('--compile_mode', choices=COMPILE_MODES, default='default',
+                            help="torch.compile's mode with --compile; reduce-overhead replays each step as CUDA "
+                                 'graphs (CUDA only), which helps where small batches leave the GPU waiting for '
+                                 'kernel launches (docs/performance.md)')
         return parser
 
     def gather_options(self, argv):
@@ -115,7 +120,7 @@ class BaseOptions:
         argv = sys.argv[1:] if argv is None else argv
         opt = self.gather_options(argv)
         opt.is_train = self.is_train
-        if opt.dataroot is None:
+        if opt.dataroot is None and self.reads_data:
             apply_demo_defaults(opt, self.parser)
         if self.is_train:
             apply_recipe(opt)
@@ -224,6 +229,12 @@ def validate(opt):
     if opt.compile and opt.device == 'cpu' and not shutil.which(os.environ.get('CXX', 'g++')):
         checks.append((False, '--compile on the CPU needs a C++ compiler (g++, or the one $CXX names); install it '
                               '(apt-get install g++) or leave out --compile'))
+    if opt.compile_mode != 'default':
+        checks.append((opt.compile, f'--compile_mode {opt.compile_mode} is a mode of --compile: add --compile'))
+        if 'no-cudagraphs' not in opt.compile_mode:
+            checks.append((opt.device.startswith('cuda'), f'--compile_mode {opt.compile_mode} records CUDA graphs, '
+                                                          f'which need CUDA (--device is {opt.device}); use '
+                                                          f'--compile_mode default or max-autotune-no-cudagraphs'))
     if opt.is_train and opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
         # Testing needs no synchronisation: a syncbatch model runs anywhere as plain batch norm.
         checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '
@@ -251,4 +262,5 @@ def vgg_checks(opt):
     ]
 
 
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')

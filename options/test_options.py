@@ -24,6 +24,11 @@ class TestOptions(BaseOptions):
                                  'releases; pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth works too): also '
                                  'compute FID and KID of the outputs against the targets (torchmetrics); nothing '
                                  'is downloaded')
+        parser.add_argument('--segmenter', type=str, default=None,
+                            help='path of a segmenter file made by scripts/train_segmenter.py on this dataset: '
+                                 'also report the semantic score (pixel accuracy, mean class accuracy, mean IoU '
+                                 'of the segmented outputs against the input label maps, and of the real photos '
+                                 'as the ceiling)')
         # Test images are not cropped by default: load_size defaults to crop_size, as in the reference.
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser

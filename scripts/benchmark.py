@@ -65,6 +65,8 @@ def parse_args(argv=None):
     parser.add_argument('--channels_last', action='store_true', help='also time each precision with --channels_last')
     parser.add_argument('--compile', action='store_true',
                         help='also time each precision with --compile (its warm-up is reported apart)')
+    parser.add_argument('--compile_modes', default='default',
+                        help="with --compile, torch.compile's modes to time, e.g. default,reduce-overhead (CUDA graphs)")
     parser.add_argument('--no_baseline', action='store_true', help="don't time the reference's arithmetic")
     parser.add_argument('--options', default='',
                         help=f'training options to time, in the first --amp precision: all, or some of '
@@ -94,6 +96,7 @@ def parse_args(argv=None):
     args.sizes = [int(s) for s in args.sizes.split(',')]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
     args.amp = args.amp.split(',')
+    args.compile_modes = args.compile_modes.split(',')
     names = list(OPTION_VARIANTS) if args.options == 'all' else [n for n in args.options.split(',') if n]
     unknown = [n for n in names if n not in OPTION_VARIANTS]
     if unknown:
@@ -130,8 +133,8 @@ def variants(args, device):
         chosen.append((name, amp, False, False, []))
         if args.channels_last:
             chosen.append((name + '+channels_last', amp, True, False, []))
-        if args.compile:
-            chosen.append((name + '+compile', amp, False, True, []))
+        for mode in args.compile_modes if args.compile else ():
+            chosen.append((name + ('+compile' if mode == 'default' else f'+{mode}'), amp, False, mode, []))
     amp = amps[0]
     chosen += [(f'{"fp32" if amp == "none" else amp}+{name}', amp, False, False, flags)
                for name, flags in args.flag_variants]
@@ -152,7 +155,8 @@ def build(device, size, batch, amp, channels_last, compiled, baseline, flags, ar
     argv = ['--dataroot', '.', '--device', device, '--netG', netG, '--ngf', str(args.ngf), '--ndf', str(args.ndf),
             '--crop_size', str(size), '--load_size', str(size), '--batch_size', str(batch), '--amp', amp,
             '--adam_impl', 'for_loop' if baseline else 'fused', '--display_id', '0']
-    argv += ['--channels_last'] * channels_last + ['--compile'] * compiled + flags
+    argv += ['--channels_last'] * channels_last + (['--compile', '--compile_mode', compiled] if compiled else [])
+    argv += flags
     if '--lambda_vgg' in flags and '--vgg_weights' not in flags:
         argv += ['--vgg_weights', args.vgg_weights]
     with contextlib.redirect_stdout(io.StringIO()):  # the model prints its networks
@@ -221,7 +225,11 @@ def measure_setting(device, size, batch, args):
     built = {}
     rows = []
     flops = {}
+    cuda = device.startswith('cuda')
     for name, amp, channels_last, compiled, flags in variants(args, device):
+        if cuda:  # the memory this variant adds to those built before it, at its peak
+            in_use = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
         model, netG = build(device, size, batch, amp, channels_last, compiled, name == 'baseline', flags, args)
         start = time.perf_counter()
         with reference_arithmetic(name == 'baseline'):
@@ -231,6 +239,8 @@ def measure_setting(device, size, batch, args):
         rows.append(dict(device=device, variant=name, amp=amp, channels_last=channels_last, compile=compiled,
                          flags=' '.join(flags), size=size, batch=batch, netG=netG,
                          first_call_s=round(time.perf_counter() - start, 2)))
+        if cuda:
+            rows[-1]['peak_memory_gib'] = round((torch.cuda.max_memory_allocated(device) - in_use) / 2 ** 30, 2)
         # The speed settings leave the arithmetic as it is; the training options change it.
         if flags or not flops:
             flops[name] = training_flops(model)

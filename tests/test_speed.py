@@ -1,6 +1,7 @@
 """Speed options (--amp, --channels_last, --compile, --adam_impl), the small-convolution matmul path, and
 scripts/benchmark.py: each changes what it should and nothing else. No test asserts a time."""
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -15,6 +16,7 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.scripts import PYTHON, REPO, TINY_NET, needs_cxx, run
 from tests.tiny_data import make_aligned_pairs
+from util.errors import UserError
 from util.images import tensor2im
 
 torch.set_num_threads(1)  # other tests share the cores
@@ -151,6 +153,31 @@ def test_compiled_model_trains_and_matches_eager(tmp_path):
         assert model.fake_B.shape == (1, 3, 32, 32)
     for key in losses[0]:
         assert losses[1][key] == pytest.approx(losses[0][key], rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize('flags,message', [
+    (('--compile_mode', 'reduce-overhead'), '--compile_mode reduce-overhead is a mode of --compile: add --compile'),
+    (('--compile', '--compile_mode', 'reduce-overhead'), 'records CUDA graphs, which need CUDA (--device is cpu)'),
+])
+def test_compile_mode_needs_compile_and_cuda_graphs_need_cuda(tmp_path, flags, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        tiny_model(tmp_path, *flags)
+
+
+def test_cuda_graph_modes_mark_a_new_step_at_each_generator_forward(tmp_path, monkeypatch):
+    # CUDA graphs replay into the memory of the previous step's outputs; each training step and each test
+    # forward must tell torch that a new step begins, or reading fake_B would raise on the GPU.
+    marks = []
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(1))
+    model = tiny_model(tmp_path)
+    model.set_input(random_pair())
+    model.optimize_parameters()
+    model.test()
+    assert marks == []  # eager and --compile_mode default: nothing to mark
+    model.opt.compile, model.opt.compile_mode = True, 'reduce-overhead'  # the CUDA check is the options' (above)
+    model.optimize_parameters()
+    model.test()
+    assert len(marks) == 2
 
 
 # ----------------------------------------------------------------------------------------------

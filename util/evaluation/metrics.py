@@ -119,5 +119,5 @@ def summarize(scores):
 
 
 def json_safe(values):
-    """Copy of a dict of floats with non-finite values replaced by None."""
-    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
+    """Copy of a dict with its non-finite float values replaced by None."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}

@@ -2,7 +2,11 @@
 
 Scores are taken on the 8-bit RGB images test.py saves (util.images.tensor2im), so they can be recomputed
 from the PNGs. FID and KID need the Inception weights file on disk (--fid_weights); nothing is
-downloaded.
+downloaded. With a segmenter (--segmenter) the semantic score (util/evaluation/semantic.py) of the
+outputs, and of the real targets as its ceiling, is taken against the input label maps: per image, and
+over the whole set from one confusion matrix, as the FCN-score is. metrics.json has the whole-set
+figures under 'semantic'; in metrics.csv they fill the semantic columns of the 'mean' row (they are not
+means of the per-image figures) and of a last row, 'real photos'.
 """
 import csv
 import io
@@ -10,12 +14,16 @@ import json
 import math
 import os
 
+import torch
+
 from util.evaluation import fid, metrics
+from util.evaluation.semantic import SCORES, SemanticScore, format_semantic, to_network_range
 from util.errors import UserError
 from util.files import atomic_write_text
 
 # (output, target) visual names, first match wins: colorization shows RGB versions of its Lab tensors.
 TARGET_PAIRS = (('fake_B_rgb', 'real_B_rgb'), ('fake_B', 'real_B'))
+LABELS_TO_PHOTO = ('real_A', 'fake_B', 'real_B')  # the visuals the semantic score reads: input labels, output, target
 METRICS = ('l1', 'psnr', 'ssim')
 # Worst first: the largest L1, the lowest PSNR or SSIM.
 WORST_FIRST_DESCENDING = {'l1': True, 'psnr': False, 'ssim': False}
@@ -32,7 +40,11 @@ def target_pair(visual_names):
 class Evaluation:
     """Collects per-image scores (and Inception features for FID/KID) while test.py runs."""
 
-    def __init__(self, visual_names, sort_by=None, fid_weights=None, device='cpu'):
+    def __init__(self, visual_names, sort_by=None, fid_weights=None, device='cpu', segmenter=None):
+        """segmenter: a models.segmenter.Segmenter for the semantic score, or None."""
+        if segmenter is not None and not all(name in visual_names for name in LABELS_TO_PHOTO):
+            raise UserError(f'--segmenter scores photos made from label maps, but this model shows '
+                            f'{", ".join(visual_names)}; use --model pix2pix on aligned labels|photo pairs')
         self.pair = target_pair(visual_names)
         if self.pair is None:
             for flag, value in (('--sort_by_metric', sort_by), ('--fid_weights', fid_weights)):
@@ -48,6 +60,7 @@ class Evaluation:
                 self.inception = fid.load_inception(fid_weights)
             except (FileNotFoundError, RuntimeError, ImportError) as e:
                 raise UserError(f'--fid_weights: {e}')
+        self.semantic = SemanticScore(segmenter) if segmenter is not None else None
         self.names, self.scores = [], []
         self.output_features, self.target_features = [], []
 
@@ -59,6 +72,9 @@ class Evaluation:
         """Score one image; `images` maps visual names to uint8 HxWx3 arrays. Returns its scores."""
         output, target = images[self.pair[0]], images[self.pair[1]]
         scores = metrics.score_pair(output, target)
+        if self.semantic is not None:
+            label_map, fake, real = (to_network_range(torch.from_numpy(images[k])[None]) for k in LABELS_TO_PHOTO)
+            scores.update(self.semantic.update(fake, real, label_map, names=[f'{name} ({LABELS_TO_PHOTO[0]})'])[0])
         self.names.append(name)
         self.scores.append(scores)
         if self.inception is not None:
@@ -69,7 +85,7 @@ class Evaluation:
 
     def summary(self):
         """Means over the images, plus FID and KID when there are Inception features."""
-        result = metrics.summarize(self.scores)
+        result = metrics.summarize([{k: s[k] for k in METRICS} for s in self.scores])
         if len(self.output_features) == 1:
             print('warning: FID and KID need at least 2 test images; left out')
         elif self.output_features:
@@ -88,25 +104,40 @@ class Evaluation:
     def finish(self, directory):
         """Write metrics.json and metrics.csv into directory; return the line of means for the gallery."""
         summary = self.summary()
-        self.write(directory, summary)
+        semantic = self.semantic.result() if self.semantic is not None else None
+        self.write(directory, summary, semantic)
         order = f'; worst {self.sort_by} first' if self.sort_by else ''
-        return (f'{format_scores(summary)} (mean of {len(self.scores)} images, {self.pair[0]} against '
+        line = (f'{format_scores(summary)} (mean of {len(self.scores)} images, {self.pair[0]} against '
                 f'{self.pair[1]}{order})')
+        if semantic is not None:
+            line += (f'. Semantic score of {self.pair[0]} against {LABELS_TO_PHOTO[0]} over the whole set '
+                     f'({semantic["classes"]} classes, segmenter {self.semantic.segmenter.path}): '
+                     f'{format_semantic(semantic)}')
+        return line
 
-    def write(self, directory, summary):
-        """metrics.json (means and per image; inf PSNR as null) and metrics.csv (per image, then the means)."""
+    def write(self, directory, summary, semantic=None):
+        """metrics.json (means and per image; inf PSNR as null; the semantic score) and metrics.csv (per
+        image, then the means; with the semantic score, its whole-set figures and the real photos' row)."""
+        columns = METRICS + (SCORES if semantic else ())
         report = {
             'output': self.pair[0], 'target': self.pair[1], 'count': len(self.scores),
             'mean': metrics.json_safe(summary),
             'images': [dict(name=name, **metrics.json_safe(s)) for name, s in zip(self.names, self.scores)],
         }
+        if semantic:
+            report['semantic'] = dict(semantic, segmenter=self.semantic.segmenter.path, label_map=LABELS_TO_PHOTO[0],
+                                      palette=self.semantic.segmenter.palette.tolist(),
+                                      **{role: metrics.json_safe(semantic[role]) for role in ('output', 'target') if role in semantic})
         atomic_write_text(os.path.join(directory, 'metrics.json'), json.dumps(report, indent=1) + '\n')
         table = io.StringIO()
         writer = csv.writer(table, lineterminator='\n')
-        writer.writerow(('name',) + METRICS)
+        writer.writerow(('name',) + columns)
         for name, s in zip(self.names, self.scores):
-            writer.writerow([name] + [repr(s[k]) for k in METRICS])
-        writer.writerow(['mean'] + [repr(summary[k]) for k in METRICS])
+            writer.writerow([name] + [repr(s[k]) for k in columns])
+        mean = dict(summary, **(semantic['output'] if semantic else {}))
+        writer.writerow(['mean'] + [repr(mean[k]) for k in columns])
+        if semantic:
+            writer.writerow(['real photos'] + [''] * len(METRICS) + [repr(semantic['target'][k]) for k in SCORES])
         atomic_write_text(os.path.join(directory, 'metrics.csv'), table.getvalue())
 
 
@@ -115,6 +146,8 @@ def format_scores(scores):
     parts = [f'L1 {scores["l1"]:.4f}', f'PSNR {format_psnr(scores["psnr"])}', f'SSIM {scores["ssim"]:.4f}']
     if 'fid' in scores:
         parts += [f'FID {scores["fid"]:.2f}', f'KID {scores["kid"]:.4f} ± {scores["kid_std"]:.4f}']
+    if 'pixel_accuracy' in scores:  # an image's own semantic score
+        parts.append(f'pixel accuracy {scores["pixel_accuracy"]:.3f}')
     return ', '.join(parts)
 
 
