@@ -1,14 +1,13 @@
-"""Classes of colour-coded label maps: finding the palette, and mapping each pixel to its class.
+"""Classes of colour-coded label maps: finding the palette, and reading each pixel's class.
 
-Label maps such as facades' are colour images, one colour per class, often stored as JPEG. JPEG moves
-every colour a few levels inside a region and blends neighbouring colours along region edges, so the
-palette is found from the pixels inside regions only (those whose 3x3 neighbourhood is nearly uniform):
-their colours form one tight cluster per class. The clusters are the peaks of the smoothed 3-D colour
-histogram, refined to the mean colour of the pixels around them (mean shift) and merged when they meet.
-
-A pixel's class is the nearest palette colour. A pixel farther than `tolerance` from every palette
-colour (a blend along an edge, or a colour the palette does not know) gets IGNORE and is left out of
-training and scoring, as Cityscapes' 'void' pixels are.
+Label maps such as facades' are colour images, one colour per class, often resized and stored as JPEG.
+JPEG moves every colour a few levels inside a region and blends neighbouring colours along edges and
+across thin regions. So the palette is found from the pixels inside regions only (no channel varying by
+more than EDGE over 5x5 pixels): their colours form one tight cluster per class, the peaks of the
+smoothed 3-D colour histogram, refined to the mean colour around them (mean shift) and merged when they
+meet. A pixel's class is the nearest palette colour when it is within `tolerance` of one; the blended
+pixels are read as a blend of two classes (label_classes says how). Every pixel ends with a class unless
+no pixel near it has one; IGNORE marks those, and they are left out of training and scoring.
 """
 import numpy as np
 import torch
@@ -18,9 +17,12 @@ IGNORE = -1
 BIN = 4  # histogram bins of 4 levels per channel: 64^3 bins
 EDGE = 24  # see interior_pixels
 RADIUS = 12.0  # mean-shift window, and the distance under which two found colours are one class
-TOLERANCE = 48.0  # default: farther than this from every palette colour is IGNORE
+TOLERANCE = 48.0  # default: a pixel this close to a palette colour has its class
 MIN_FRACTION = 0.001  # default: a class holds at least this share of the pixels inside regions
 MIN_COVERED = 0.8  # label maps: at least this share of the pixels inside regions has a class colour
+MIX_PASSES = 8  # blends are read from the known pixels inwards, this many pixels deep
+MIX_WINDOW = 9  # the classes around a blended pixel are those known within this window
+YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))  # JPEG's (ITU-R BT.601)
 
 
 def interior_pixels(image):
@@ -114,7 +116,7 @@ def label_classes(images, palette, tolerance=TOLERANCE):
     more, so a 4-pixel yellow bar on blue keeps yellow's luma and takes a colour halfway to blue, which
     can lie nearer a third class than yellow. Such a pixel is explained as a blend of a class c with a
     class s around it, luma and chroma each mixed in their own proportion; s is one of the 3 commonest
-    classes already known within 9x9 pixels, and c any class. The best fit decides: c if the pixel is
+    classes already known within MIX_WINDOW pixels, and c any class. The best fit decides: c if the pixel is
     mostly c (by luma, or by chroma when c and s have nearly the same luma), else s. This runs from the
     known pixels inwards, a few pixels per pass. What is left (no known pixel near, or no good fit) takes
     the commonest class around it (fill_edges), and single pixels of a class none of their 8
@@ -123,27 +125,22 @@ def label_classes(images, palette, tolerance=TOLERANCE):
     classes = nearest_classes(images, palette, tolerance)
     matched = classes != IGNORE
     colours, references = ycbcr(images), ycbcr(palette)
+    tried = torch.zeros_like(matched)  # a pixel no blend explained is not tried again
     for _ in range(MIX_PASSES):
-        unknown = classes == IGNORE
-        if not unknown.any():
-            break
-        known, around = votes(classes, len(palette), MIX_WINDOW).topk(3, 1)  # (N, 3, H, W)
-        where = unknown & (known[:, 0] > 0)
+        known = classes != IGNORE
+        where = ~known & ~tried & (box_sum(box_sum(known[:, None].float(), MIX_WINDOW, -1), MIX_WINDOW, -2)[:, 0] > 0)
         if not where.any():
             break
-        surround = around.permute(0, 2, 3, 1)[where]  # (U, 3): candidates for s
-        present = known.permute(0, 2, 3, 1)[where] > 0
-        blend, fit = explain_as_blend(colours[where], references, surround, present)
+        count, surround = votes(classes, len(palette), MIX_WINDOW).permute(0, 2, 3, 1)[where].topk(3, 1)  # (U, 3)
+        blend, fit = explain_as_blend(colours[where], references, surround, count > 0)
         classes[where] = torch.where(fit <= tolerance, blend, IGNORE)
+        tried |= where
     classes = fill_edges(classes, len(palette))
-    neighbours = votes(classes, len(palette), 3)  # each pixel's own class counts once
-    alone = (~matched) & (neighbours.gather(1, classes.clamp(min=0)[:, None])[:, 0] < 1.5) & (classes != IGNORE)
-    return torch.where(alone, neighbours.argmax(1), classes)
-
-
-MIX_PASSES = 8
-MIX_WINDOW = 9
-YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))  # JPEG's (ITU-R BT.601)
+    # A lone pixel of a class none of its 8 neighbours has, where a blend was read, is a misreading.
+    neighbours = votes(classes, len(palette), 3).permute(0, 2, 3, 1)[~matched]  # (U, K), its own class once
+    own = neighbours.gather(1, classes[~matched].clamp(min=0)[:, None])[:, 0]
+    classes[~matched] = torch.where((own < 1.5) & (classes[~matched] != IGNORE), neighbours.argmax(1), classes[~matched])
+    return classes
 
 
 def ycbcr(colours):
@@ -179,8 +176,9 @@ def nearest_on_segment(p, s, c):
 
 def votes(classes, num_classes, window):
     """How many known pixels of each class each window x window neighbourhood holds (N, K, H, W)."""
-    one_hot = F.one_hot(classes.clamp(min=0), num_classes).permute(0, 3, 1, 2).float()
-    one_hot *= (classes != IGNORE)[:, None]
+    n, h, w = classes.shape
+    one_hot = torch.zeros(n, num_classes, h, w, device=classes.device)
+    one_hot.scatter_(1, classes.clamp(min=0)[:, None], (classes != IGNORE)[:, None].float())
     return box_sum(box_sum(one_hot, window, -1), window, -2)
 
 
