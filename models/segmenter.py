@@ -91,7 +91,7 @@ def save_segmenter(path, net, palette, size, info):
 
 def load_segmenter(path, device='cpu'):
     """The Segmenter saved at path; a UserError names the file and the fix when it is not one."""
-    make_one = f'make one with scripts/train_segmenter.py --dataroot DATAROOT --direction ...'
+    make_one = 'make one with scripts/train_segmenter.py --dataroot DATAROOT --direction ...'
     if not os.path.isfile(path):
         raise UserError(f'--segmenter {path}: no such file; {make_one}')
     try:
