@@ -51,6 +51,8 @@ def create_validation_loader(opt):
     val_opt = copy.copy(opt)
     val_opt.phase, val_opt.max_dataset_size, val_opt.load_size = phase, opt.val_max, opt.crop_size
     val_opt.no_flip = val_opt.serial_batches = True
+    if opt.preprocess == 'none':  # images of different sizes cannot share a batch
+        val_opt.batch_size = 1
     return create_dataloader(val_opt, shuffle=False)
 
 

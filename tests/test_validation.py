@@ -12,10 +12,12 @@ import torch
 from data import create_validation_loader
 from options.train_options import TrainOptions
 from tests import browser
+from tests.saved_networks import plateau_state
 from tests.scripts import TINY_NET, run
 from tests.tiny_data import make_aligned_pairs
 from util.errors import UserError
 from util.training import state as training_state
+from util.training.random_states import side_stream
 
 NETWORKS = ('G', 'G_ema')
 METRICS = ('l1', 'psnr', 'ssim')
@@ -155,6 +157,8 @@ def test_validation_split_and_its_preparation(tmp_path):
     assert [os.path.basename(p) for p in batch['A_paths']] == ['000.png']
     assert loader('--val_phase', 'test').dataset.image_dir == os.path.join(data, 'test')
     assert len(loader('--val_max', '2').dataset) == 2 and len(loader().dataset) == 3
+    assert loader('--batch_size', '4').batch_size == 4
+    assert loader('--batch_size', '4', '--preprocess', 'none').batch_size == 1  # sizes may differ: one at a time
     assert create_validation_loader(TrainOptions().parse(['--dataroot', data, *TINY_NET])) is None  # no --val_freq
     for split in ('val', 'test'):
         os.rename(os.path.join(data, split), os.path.join(data, f'held_out_{split}'))
@@ -188,10 +192,26 @@ def test_plateau_follows_the_validation_score(train_tiny):
     log = val_log(run.folder)
     assert [line['epoch'] for line in log] == [2, 4, 5]
     saved = training_state.load(str(run.folder / training_state.STATE_FILE))
+    expected = plateau_state([line['scores']['G']['psnr'] for line in log[:2]], 'psnr')
     for scheduler in saved['schedulers']:
-        assert (scheduler['mode'], scheduler['last_epoch']) == ('max', 2)
-        assert scheduler['best'] == max(line['scores']['G']['psnr'] for line in log[:2])
+        assert {k: scheduler[k] for k in ('mode', 'last_epoch', 'best', 'num_bad_epochs')} == \
+            {k: expected[k] for k in ('mode', 'last_epoch', 'best', 'num_bad_epochs')}
+    assert expected['mode'] == 'max' and expected['last_epoch'] == 2
     assert json.loads((run.folder / 'best_net_G.json').read_text())['metric'] == 'psnr'
+
+
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='no CUDA device'))])
+def test_the_side_stream_leaves_the_training_streams_as_they_were(device):
+    device = torch.device(device)
+    torch.manual_seed(1)
+    expected = torch.rand(4, device=device), torch.rand(4)
+    torch.manual_seed(1)
+    with side_stream(device, 7):
+        inside = torch.rand(4, device=device)
+    assert all(torch.equal(a, b) for a, b in zip((torch.rand(4, device=device), torch.rand(4)), expected))
+    with side_stream(device, 7):
+        assert torch.equal(torch.rand(4, device=device), inside)  # the same numbers at every validation
 
 
 BLOCK_TENSORBOARD = "import sys\nsys.modules['tensorboard'] = None  # as if not installed: importing it fails\n"

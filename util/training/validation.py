@@ -78,15 +78,14 @@ class Validation:
 
     def score(self, model, name, net):
         """Means of test.py's scores of net's outputs over the validation images."""
-        evaluation = Evaluation(model.visual_names)
-        output, target = evaluation.pair
+        evaluation = Evaluation(model.visual_names)  # as test.py makes it (a score it adds, validation adds)
         with model.testing_with(net):
             for data in progress_bar(self.loader, desc=f'validating {name}', leave=False):
                 model.set_input(data)
                 model.test()
                 visuals = model.get_current_visuals()
                 for b, path in enumerate(model.get_image_paths()):
-                    evaluation.add(path, {label: tensor2im(visuals[label][b]) for label in (output, target)})
+                    evaluation.add(path, {label: tensor2im(image[b]) for label, image in visuals.items()})
         return evaluation.summary()
 
     def keep_best(self, model, progress, scores):
