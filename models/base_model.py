@@ -6,8 +6,10 @@ attributes loss_<name>, <visual>, net<name> by those names. What train.py uses o
     get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
     networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
     state_dict(), load_state_dict(state)                         everything an exact resume needs
-    save_networks(prefix), update_learning_rate(metric)
+    save_networks(prefix), update_learning_rate(metric), learning_rate()
+    generators(), testing_with(net)                              what validation scores, and how
 """
+import contextlib
 import os
 from collections import OrderedDict
 
@@ -65,9 +67,9 @@ class BaseModel:
         """Load networks when testing or resuming, make the schedulers, print the networks, then apply
         the speed settings (docs/performance.md)."""
         if self.is_train:
-            if opt.lr_policy == 'plateau' and self.plateau_loss is None:
+            if opt.lr_policy == 'plateau' and opt.plateau_on == 'train' and self.plateau_loss is None:
                 raise UserError(f'--lr_policy plateau follows a training loss, but --model {opt.model} names none; '
-                                f'choose another --lr_policy')
+                                f'choose another --lr_policy, or follow validation scores (--plateau_on val)')
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.is_train or opt.continue_train:
             self.load_networks(checkpoint.file_prefix(opt))
@@ -132,12 +134,16 @@ class BaseModel:
         return self.image_paths
 
     def update_learning_rate(self, metric=None):
-        """Step every scheduler once per epoch; plateau watches metric (e.g. the epoch's mean L1)."""
+        """Step every scheduler once per epoch; plateau watches metric (e.g. the epoch's mean L1) and waits
+        when there is none (--plateau_on val between validations)."""
         for scheduler in self.schedulers:
-            if self.opt.lr_policy == 'plateau':
-                scheduler.step(metric)
-            else:
+            if self.opt.lr_policy != 'plateau':
                 scheduler.step()
+            elif metric is not None:
+                scheduler.step(metric)
+        return self.learning_rate()
+
+    def learning_rate(self):
         return self.optimizers[0].param_groups[0]['lr']
 
     def get_current_visuals(self):
@@ -201,14 +207,15 @@ class BaseModel:
             if hasattr(scheduler, 'base_lrs'):
                 scheduler.base_lrs = [lr * lr_scale for lr in scheduler.base_lrs]
 
-    def save_networks(self, prefix):
-        """Save each network (and weight average) as a plain CPU state_dict, in the reference's file names
-        and format."""
+    def save_networks(self, prefix, names=None):
+        """Save each network and weight average (or those in names) as a plain CPU state_dict, in the
+        reference's file names and format."""
         os.makedirs(self.save_dir, exist_ok=True)
         nets = {name: unwrap(net) for name, net in self.networks().items()}
         nets.update({name: average.net for name, average in self.averages.items()})
         for name, net in nets.items():
-            atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
+            if names is None or name in names:
+                atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
 
     def load_networks(self, prefix):
@@ -225,6 +232,23 @@ class BaseModel:
             else:
                 print(f'no {path}: the weight average starts again from the loaded weights')
                 average.restart()
+
+    def generators(self):
+        """{name: generator} to validate: G (outside any DDP wrapper) and its weight average, if any."""
+        return {'G': unwrap(self.netG), **{name: average.net for name, average in self.averages.items()}}
+
+    @contextlib.contextmanager
+    def testing_with(self, net):
+        """test() runs net in netG's place, in the paper's test mode as test.py runs it: dropout on, and batch
+        norm on each image's own statistics, which leaves the running statistics as training made them."""
+        trained = self.netG
+        self.netG = net
+        networks.normalize_each_image(net)
+        try:
+            yield
+        finally:
+            networks.normalize_each_image(net, False)
+            self.netG = trained
 
     def print_networks(self, verbose):
         for name in self.model_names:

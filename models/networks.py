@@ -11,6 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
+from util.evaluation.scores import lower_is_better
+
 
 class Identity(nn.Module):
     def forward(self, x):
@@ -58,10 +60,10 @@ class SyncBatchNorm(EachImageStatistics, nn.SyncBatchNorm):
     pass
 
 
-def normalize_each_image(net):
+def normalize_each_image(net, each_image=True):
     for module in net.modules():
         if isinstance(module, EachImageStatistics):
-            module.each_image = True
+            module.each_image = each_image
 
 
 def cast_convolutions(net, dtype):
@@ -88,7 +90,8 @@ LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')
 
 def get_scheduler(optimizer, opt):
     """linear: constant for n_epochs, then linear decay to zero over n_epochs_decay epochs.
-    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls.
+    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls (a
+    training loss, or with --plateau_on val the validation score, which may be one that rises).
     cosine: cosine annealing to zero over n_epochs."""
     if opt.lr_policy == 'linear':
         def lambda_rule(epoch):
@@ -97,7 +100,9 @@ def get_scheduler(optimizer, opt):
     if opt.lr_policy == 'step':
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
     if opt.lr_policy == 'plateau':
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.2, threshold=0.01, patience=5)
+        rising = opt.plateau_on == 'val' and not lower_is_better(opt.val_metric)
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='max' if rising else 'min', factor=0.2,
+                                              threshold=0.01, patience=5)
     if opt.lr_policy == 'cosine':
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)
     raise ValueError(f'learning rate policy [{opt.lr_policy}] is not implemented; choose from {", ".join(LR_POLICIES)}')

@@ -18,6 +18,7 @@ from data import demo
 from models import discriminators, networks, perceptual
 from options.recipes import apply_recipe
 from util import devices
+from util.display import tensorboard
 from util.errors import UserError
 from util.files import atomic_write_text, mkdirs, options_dict
 
@@ -210,6 +211,17 @@ def validate(opt):
         if hasattr(opt, 'lambda_vgg'):
             checks += vgg_checks(opt)
             checks.append((opt.lambda_feat >= 0, f'--lambda_feat {opt.lambda_feat}: give a weight of 0 (off) or more'))
+        checks += [
+            (opt.val_freq >= 0, f'--val_freq {opt.val_freq}: give a number of epochs, or 0 for no validation'),
+            (opt.val_max >= 1, f'--val_max {opt.val_max}: validate on at least 1 image'),
+            (opt.plateau_on == 'train' or opt.lr_policy == 'plateau',
+             f'--plateau_on val sets what --lr_policy plateau follows, but --lr_policy is {opt.lr_policy}; '
+             f'add --lr_policy plateau or drop --plateau_on'),
+            (opt.plateau_on == 'train' or opt.val_freq > 0,
+             '--plateau_on val follows the validation scores, but there are none: add --val_freq N'),
+        ]
+        if opt.tensorboard:
+            tensorboard.require()
         if hasattr(opt, 'ema_decay'):
             checks.append((0 <= opt.ema_decay < 1, f'--ema_decay {opt.ema_decay}: give a decay between 0 and 1, '
                                                    f'e.g. 0.999 (an average over about 1,000 steps), or 0 for none'))

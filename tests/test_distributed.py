@@ -4,8 +4,10 @@ Two ranks with batch 1 take the same steps as one process with batch 2 over the 
 losses are means over the batch, DDP averages the ranks' gradients, and instance norm (unlike batch
 norm) and the PatchGAN's per-image outputs keep every image's gradient independent of the others.
 The ranks run train.py itself, started by torch.multiprocessing.spawn and meeting through a file
-(file:// init, GLOO_SOCKET_IFNAME=lo), so nothing listens beyond 127.0.0.1.
+(file:// init, GLOO_SOCKET_IFNAME=lo), so nothing listens beyond 127.0.0.1. Every run validates after
+each epoch and logs for TensorBoard: rank 0 validates and writes, the others wait for its scores.
 """
+import json
 import os
 import re
 import sys
@@ -19,12 +21,14 @@ from models import discriminators, networks
 from models.base_model import unwrap
 from tests.scripts import REPO, TINY_NET, needs_cxx, run
 from tests.tiny_data import make_aligned_pairs
+from tests.saved_networks import plateau_state, tensorboard_points
 
-# Nothing random but the data order (no flip, no dropout, crop = image); --lr_policy step keeps the rate
-# constant, so a run of 2 epochs resumed to 3 follows the same schedule as one run of 3.
+# Nothing random but the data order (no flip, no dropout, crop = image). --lr_policy plateau following the
+# validation L1 keeps the rate constant for 3 epochs (it waits 5 without progress), so a run of 2 epochs
+# resumed to 3 follows the same schedule as one run of 3; every rank's scheduler must see rank 0's scores.
 ARGS = [*TINY_NET, '--norm', 'instance', '--no_dropout', '--no_flip', '--seed', '5', '--print_freq', '2',
-        '--save_epoch_freq', '1', '--lr_policy', 'step', '--n_epochs_decay', '0', '--dist_timeout', '120',
-        '--ema_decay', '0.5', '--ema_every', '1']
+        '--save_epoch_freq', '1', '--lr_policy', 'plateau', '--plateau_on', 'val', '--val_freq', '1',
+        '--tensorboard', '--n_epochs_decay', '0', '--dist_timeout', '120', '--ema_decay', '0.5', '--ema_every', '1']
 NETWORKS = ('G', 'D', 'G_ema')  # G_ema: the weight average, which every rank keeps
 # pix2pixHD's and SPADE's options (tests/test_gan_options.py), all at once; --n_layers_D 2 leaves room for two
 # scales on 32-pixel images. The VGG loss and feature matching are means over the batch, like L1; spectral
@@ -45,7 +49,8 @@ def train_rank(rank, world_size, argv_by_rank, dump_dir):
     nets = {name: unwrap(net) for name, net in model.networks().items()}
     nets.update({name: average.net for name, average in model.averages.items()})
     torch.save({'networks': {name: net.state_dict() for name, net in nets.items()},
-                'losses': {k: v.item() for k, v in model.get_current_losses().items()}},
+                'losses': {k: v.item() for k, v in model.get_current_losses().items()},
+                'schedulers': [scheduler.state_dict() for scheduler in model.schedulers]},
                os.path.join(dump_dir, f'rank{rank}.pt'))
 
 
@@ -58,7 +63,7 @@ def spawn_ranks(argv_by_rank, dump_dir):
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp('ddp')
-    data = make_aligned_pairs(str(root / 'data'), count=4, size=32, phases=('train',))
+    data = make_aligned_pairs(str(root / 'data'), count=4, size=32, phases=('train', 'test'))
     common = ['--dataroot', data, '--name', 'run', *ARGS]
     # One process, batch 2, three epochs in one go (numbered checkpoints after each).
     run('train.py', *common, '--checkpoints_dir', root / 'single', '--batch_size', 2, '--n_epochs', 3)
@@ -219,3 +224,33 @@ def test_pix2pixhd_and_spade_options_take_the_same_steps_on_two_ranks(hd_runs):
         assert (mine['epoch'], mine['iters']) == (theirs['epoch'], theirs['iters'])
         for k in ('G_GAN', 'G_L1', 'D_real', 'D_fake', 'G_feat', 'G_VGG'):
             assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)
+
+
+def val_log(folder):
+    return [json.loads(line) for line in (folder / 'run' / 'val_log.jsonl').read_text().splitlines()]
+
+
+def test_rank_0_validates_and_every_rank_follows_its_scores(runs):
+    single, ddp = val_log(runs['root'] / 'single'), val_log(runs['root'] / 'ddp')
+    # Once per epoch: the resumed run does not validate again the epoch its save recorded.
+    assert [line['epoch'] for line in ddp] == [line['epoch'] for line in single] == [1, 2, 3]
+    for mine, theirs in zip(ddp, single):
+        assert mine['images'] == 4 and mine['best'] == theirs['best']
+        for name in ('G', 'G_ema'):
+            for metric, value in theirs['scores'][name].items():
+                assert mine['scores'][name][metric] == pytest.approx(value, rel=1e-3), (name, metric)
+    # --plateau_on val: rank 1, which validates nothing, stepped its schedulers with rank 0's L1.
+    for stage, epochs in (('fresh', 2), ('resumed', 3)):
+        rank0, rank1 = (dump['schedulers'] for dump in runs[stage])
+        assert rank0 == rank1
+        expected = plateau_state([line['scores']['G']['l1'] for line in ddp[:epochs]], 'l1')
+        for state in rank0:
+            assert {k: state[k] for k in ('last_epoch', 'best', 'num_bad_epochs')} == \
+                {k: expected[k] for k in ('last_epoch', 'best', 'num_bad_epochs')}
+
+
+def test_tensorboard_is_written_by_rank_0_with_the_steps_of_one_process(runs):
+    ddp, single = tensorboard_points(runs['root'] / 'ddp' / 'run'), tensorboard_points(runs['root'] / 'single' / 'run')
+    assert ddp.keys() == single.keys() and {'val/G/l1', 'val/G_ema/ssim', 'loss/G_L1', 'learning_rate'} <= set(ddp)
+    for tag in single:
+        assert [step for step, _ in ddp[tag]] == [step for step, _ in single[tag]], tag
