@@ -2,6 +2,7 @@
 
     python test.py --dataroot ./datasets/facades --name facades_pix2pix --model pix2pix --direction BtoA
     python test.py --dataroot ./my_labels --name facades_label2photo_pretrained --model test
+    python test.py --dataroot ./photo.png --name NAME     (one image, or a folder of them: generator only)
 
 Results go to results_dir/name/<phase>_<epoch>/: images/*.png and index.html. Every image is
 processed unless --num_test caps it. Architecture options come from the checkpoint's folder.
@@ -14,6 +15,7 @@ import os
 
 import models
 from data import create_dataloader
+from data.image_folder import holds_single_images
 from models.checkpoint import file_prefix
 from models.segmenter import load_segmenter
 from options.test_options import TestOptions
@@ -26,6 +28,10 @@ from util.images import save_image, tensor2im
 def main(argv=None):
     options = TestOptions()
     opt = options.parse(argv)
+    if opt.dataset_mode == 'aligned' and holds_single_images(opt.dataroot, opt.phase):
+        print(f'{opt.dataroot} is single images, not A|B pairs in {opt.phase}/: translating them with the '
+              f'generator alone (--model test)')
+        opt.model, opt.dataset_mode = 'test', 'single'
     models.resolve_architecture(opt)  # the architecture the checkpoint was saved with
     # Test settings as in the reference: one pass, in order, no augmentation, no display.
     opt.serial_batches = True

@@ -8,19 +8,21 @@ Every epoch walks the data once; every iteration updates D, then G (models/pix2p
 Losses are printed (and plotted in visdom and on checkpoints/NAME/web/index.html) every --print_freq
 samples, visuals shown and saved every --display_freq, the latest checkpoint (with everything needed
 to resume exactly, util/training/state.py) every --save_latest_freq, and numbered checkpoints every
---save_epoch_freq epochs.
+--save_epoch_freq epochs. With --val_freq N, G is scored on held-out images every N epochs and the best
+one kept (util/training/validation.py); --tensorboard also logs all of it for TensorBoard.
 """
 import random
 import time
 
 import models
-from data import create_dataloader
+from data import create_dataloader, create_validation_loader
 from options.train_options import TrainOptions
 from util import distributed
 from util.display.visualizer import Visualizer
 from util.training.guards import StopSignals
 from util.training.random_states import seed_everything
 from util.training.state import TrainingState
+from util.training.validation import Validation
 
 
 def main(argv=None):
@@ -42,10 +44,11 @@ def main(argv=None):
     distributed.barrier()  # --continue_train: every rank loads the files rank 0 wrote, once it is done writing
     model.setup(opt)
     state.restore(model)  # --continue_train: the model's state, the counters and the random states
+    validation = Validation(opt, state, create_validation_loader(opt), model.visual_names)  # --val_freq
     if distributed.is_main():  # written once the data and model are known good, so a failed start keeps the old ones
         options.save_and_print(opt, 'train_opt')
     model.wrap_networks(distributed.wrap)  # DDP: same start on every rank, gradients averaged over ranks
-    visualizer = Visualizer(opt, is_main=distributed.is_main())
+    visualizer = Visualizer(opt, is_main=distributed.is_main(), step=state.progress.total_iters)
     stop = StopSignals(opt.device)  # SIGINT/SIGTERM from now on: save after the iteration, then exit
 
     last_epoch = opt.n_epochs + opt.n_epochs_decay
@@ -53,14 +56,17 @@ def main(argv=None):
         epoch_start = time.time()
         state.progress.begin_epoch(epoch, model.device)  # a resumed epoch keeps the samples it had seen
         train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, last_epoch)
+        if validation.due(epoch, last_epoch):  # before the save, which then records it; rank 0 scores, others wait
+            visualizer.plot_validation(validation.run(model, state.progress))
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             print(f'saving the model at the end of epoch {epoch}, iters {state.progress.total_iters}')
             state.save(model)
             if distributed.is_main():
                 model.save_networks(str(epoch))
-        lr = model.update_learning_rate(metric=plateau_metric(state.progress))
+        lr = model.update_learning_rate(metric=plateau_metric(state.progress, validation, opt))
         print(f'End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.1f} sec \t '
               f'learning rate = {lr:.7f}', flush=True)
+    visualizer.close()
     distributed.cleanup()
     return model
 
@@ -82,14 +88,16 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
 
         if progress.crossed(opt.display_freq):
             visualizer.display_current_results(model.get_current_visuals(), progress.epoch,
-                                               save_result=progress.crossed(opt.update_html_freq))
+                                               save_result=progress.crossed(opt.update_html_freq),
+                                               step=progress.total_iters)
         if progress.crossed(opt.print_freq):
             state.check_losses()
             t_comp = (time.time() - iter_start) / batch
             values = {k: v.item() for k, v in distributed.mean_over_ranks(losses).items()}
             visualizer.print_current_losses(progress.epoch, progress.epoch_iter, values, t_comp,
                                             iter_start - iter_data_time)
-            visualizer.plot_current_losses(progress.epoch, progress.epoch_iter / len(loader.dataset), values)
+            visualizer.plot_current_losses(progress.epoch, progress.epoch_iter / len(loader.dataset), values,
+                                           step=progress.total_iters, learning_rate=model.learning_rate())
         if progress.crossed(opt.save_latest_freq):
             visualizer.print_message(f'saving the latest model (epoch {progress.epoch}, '
                                      f'total_iters {progress.total_iters})')
@@ -101,8 +109,11 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
         iter_data_time = time.time()
 
 
-def plateau_metric(progress):
-    """The epoch's mean of the model's plateau loss over all ranks (they must agree), for --lr_policy plateau."""
+def plateau_metric(progress, validation, opt):
+    """What --lr_policy plateau follows: the epoch's mean of the model's plateau loss over all ranks (they must
+    agree), or with --plateau_on val G's validation score (None between validations: no step)."""
+    if opt.plateau_on == 'val':
+        return validation.score_at(progress.epoch)
     mean = progress.loss_sum / max(progress.epoch_iter, 1)
     return distributed.mean_over_ranks({'loss': mean})['loss'].item()
 

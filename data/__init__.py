@@ -1,4 +1,5 @@
 """Datasets are plug-ins: --dataset_mode NAME loads data/NAME_dataset.py and its NAMEDataset class."""
+import copy
 import itertools
 import os
 
@@ -6,6 +7,7 @@ import torch
 
 from data import demo
 from data.base_dataset import BaseDataset
+from util.errors import UserError
 from util.plugins import find_plugin_class
 
 
@@ -31,6 +33,27 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1):
         dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=opt.device.startswith('cuda'), persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(opt.seed or 0))
+
+
+def create_validation_loader(opt):
+    """For train.py --val_freq: a loader over DATAROOT/--val_phase (default: val if it exists, else test), its
+    first --val_max images in sorted order, prepared as test.py prepares them: in order, no flip, and
+    load_size = crop_size (test.py's default). None without --val_freq."""
+    if not opt.val_freq:
+        return None
+    phase = opt.val_phase or ('val' if os.path.isdir(os.path.join(opt.dataroot, 'val')) else 'test')
+    if not os.path.isdir(os.path.join(opt.dataroot, phase)):
+        named = (f'--val_phase {phase}: there is no {os.path.join(opt.dataroot, phase)}' if opt.val_phase else
+                 f'--val_freq {opt.val_freq}: there is no {os.path.join(opt.dataroot, "val")} or '
+                 f'{os.path.join(opt.dataroot, "test")} to validate on')
+        raise UserError(f'{named}. Put held-out images there (as in {opt.phase}/), name another folder of '
+                        f'DATAROOT with --val_phase, or drop --val_freq.')
+    val_opt = copy.copy(opt)
+    val_opt.phase, val_opt.max_dataset_size, val_opt.load_size = phase, opt.val_max, opt.crop_size
+    val_opt.no_flip = val_opt.serial_batches = True
+    if opt.preprocess == 'none':  # images of different sizes cannot share a batch
+        val_opt.batch_size = 1
+    return create_dataloader(val_opt, shuffle=False)
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):

@@ -10,6 +10,8 @@ import torch
 import torch.utils.data as data
 from PIL import Image
 
+from data.image_folder import folder_of
+
 
 class BaseDataset(data.Dataset):
     """A dataset defines load_sample(index, rng), __len__ and, if it needs options, modify_commandline_options.
@@ -20,7 +22,7 @@ class BaseDataset(data.Dataset):
     def __init__(self, opt):
         self.opt = opt
         self.root = opt.dataroot
-        self.image_dir = opt.dataroot  # the folder image paths are listed from (results are named relative to it)
+        self.image_dir = folder_of(opt.dataroot)  # results are named by their path relative to this folder
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

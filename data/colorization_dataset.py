@@ -1,7 +1,7 @@
 import os
 
 from data.base_dataset import BaseDataset, get_params, transform
-from data.image_folder import make_dataset, open_image
+from data.image_folder import folder_of, make_dataset, open_image
 from data import lab
 from util.errors import UserError
 
@@ -10,7 +10,8 @@ class ColorizationDataset(BaseDataset):
     """Any folder of photos: A is the lightness L of CIE Lab, B its colour channels ab.
 
     Encoded as the reference does (A = L/50 - 1, B = ab/110), so its colorization checkpoints stay
-    usable. Images come from DATAROOT/PHASE when that folder exists, otherwise from DATAROOT itself.
+    usable. Images come from DATAROOT/PHASE when that folder exists, otherwise from DATAROOT itself (a folder
+    or one image file).
     """
 
     @staticmethod
@@ -24,8 +25,9 @@ class ColorizationDataset(BaseDataset):
             raise UserError('--dataset_mode colorization maps L (1 channel) to ab (2 channels): it needs '
                               '--input_nc 1 --output_nc 2 --direction AtoB (the defaults; drop the flags that change them)')
         phase_dir = os.path.join(opt.dataroot, opt.phase)
-        self.image_dir = phase_dir if os.path.isdir(phase_dir) else opt.dataroot
-        self.paths = make_dataset(self.image_dir, opt.max_dataset_size)
+        source = phase_dir if os.path.isdir(phase_dir) else opt.dataroot
+        self.image_dir = folder_of(source)
+        self.paths = make_dataset(source, opt.max_dataset_size)
 
     def load_sample(self, index, rng):
         path = self.paths[index]

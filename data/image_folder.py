@@ -14,7 +14,12 @@ def is_image_file(filename):
 
 
 def make_dataset(directory, max_dataset_size=float('inf')):
-    """Every image under directory (recursively), in sorted order."""
+    """Every image under directory (recursively), in sorted order; directory may also be one image file."""
+    if os.path.isfile(directory):
+        if not is_image_file(directory):
+            raise UserError(f'{directory} is not an image ({", ".join(IMG_EXTENSIONS)}). Give --dataroot an image '
+                            f'file or a folder of images.')
+        return [directory]
     if not os.path.isdir(directory):
         raise UserError(f'{directory} is not a directory. Check --dataroot (and --phase): pix2pix expects '
                         f'DATAROOT/train and DATAROOT/test folders of A|B pairs.')
@@ -24,6 +29,20 @@ def make_dataset(directory, max_dataset_size=float('inf')):
     if not images:
         raise UserError(f'no images ({", ".join(IMG_EXTENSIONS)}) found in {directory}. Check --dataroot and --phase.')
     return images[:min(max_dataset_size, len(images))]
+
+
+def folder_of(path):
+    """The folder result images are named relative to: path itself, or for one image file its folder."""
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
+def holds_single_images(dataroot, phase):
+    """True for one image file, or a folder with images directly inside and no PHASE subfolder: single
+    images to translate, not a dataset of A|B pairs in DATAROOT/PHASE."""
+    if os.path.isfile(dataroot):
+        return True
+    return (os.path.isdir(dataroot) and not os.path.isdir(os.path.join(dataroot, phase))
+            and any(is_image_file(name) for name in os.listdir(dataroot)))
 
 
 def open_image(path, channels=3):

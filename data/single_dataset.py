@@ -3,11 +3,11 @@ from data.image_folder import make_dataset, open_image
 
 
 class SingleDataset(BaseDataset):
-    """One folder of images (searched recursively) to translate: no targets. DATAROOT is that folder."""
+    """Images to translate, without targets: DATAROOT is one image file or a folder (searched recursively)."""
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.A_paths = make_dataset(self.image_dir, opt.max_dataset_size)
+        self.A_paths = make_dataset(opt.dataroot, opt.max_dataset_size)
         self.channels = opt.output_nc if opt.direction == 'BtoA' else opt.input_nc
 
     def load_sample(self, index, rng):

@@ -6,8 +6,10 @@ attributes loss_<name>, <visual>, net<name> by those names. What train.py uses o
     get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
     networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
     state_dict(), load_state_dict(state)                         everything an exact resume needs
-    save_networks(prefix), update_learning_rate(metric)
+    save_networks(prefix), update_learning_rate(metric), learning_rate()
+    generators(), testing_with(net)                              what validation scores, and how
 """
+import contextlib
 import os
 from collections import OrderedDict
 
@@ -65,9 +67,9 @@ class BaseModel:
         """Load networks when testing or resuming, make the schedulers, print the networks, then apply
         the speed settings (docs/performance.md)."""
         if self.is_train:
-            if opt.lr_policy == 'plateau' and self.plateau_loss is None:
+            if opt.lr_policy == 'plateau' and opt.plateau_on == 'train' and self.plateau_loss is None:
                 raise UserError(f'--lr_policy plateau follows a training loss, but --model {opt.model} names none; '
-                                f'choose another --lr_policy')
+                                f'choose another --lr_policy, or follow validation scores (--plateau_on val)')
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.is_train or opt.continue_train:
             self.load_networks(checkpoint.file_prefix(opt))
@@ -84,16 +86,21 @@ class BaseModel:
             if opt.channels_last:
                 net.to(memory_format=torch.channels_last)  # in place: the optimizers keep the same tensors
             if opt.compile:
-                net.compile()  # in place, so state_dict keys and checkpoints are unchanged
+                net.compile(mode=opt.compile_mode)  # in place: state_dict keys and checkpoints are unchanged
 
     def autocast(self):
         """The precision the networks run in: float32, or bfloat16/float16 with --amp."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def adam(self, params):
-        """Adam with the paper's settings (--lr, --beta1) and the kernel --adam_impl chooses."""
+    def adam(self, params, lr):
+        """Adam with the paper's settings (lr, --beta1) and the kernel --adam_impl chooses."""
         impl = {'fused': {'fused': True}, 'foreach': {'foreach': True}, 'for_loop': {'foreach': False}}
-        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999), **impl[self.opt.adam_impl])
+        return torch.optim.Adam(params, lr=lr, betas=(self.opt.beta1, 0.999), **impl[self.opt.adam_impl])
+
+    def optimizer_rates(self, options):
+        """The learning rate each of self.optimizers starts from under these options (a dict of the
+        options' values): --lr for all unless a model says otherwise."""
+        return [options['lr']] * len(self.optimizers)
 
     def eval(self):
         for net in self.networks().values():
@@ -111,6 +118,10 @@ class BaseModel:
     def generate(self, netG, x):
         """netG(x), padding x to a size the generator accepts and cropping the output back."""
         multiple = generator_size_multiple(self.opt.netG)
+        if self.opt.compile and self.opt.compile_mode in ('reduce-overhead', 'max-autotune'):
+            # CUDA graphs replay into the same output memory: a step begins at G's forward, and the previous
+            # step's outputs are not read after this point.
+            torch.compiler.cudagraph_mark_step_begin()
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % multiple, (-w) % multiple
         if pad_h == 0 and pad_w == 0:
@@ -123,12 +134,16 @@ class BaseModel:
         return self.image_paths
 
     def update_learning_rate(self, metric=None):
-        """Step every scheduler once per epoch; plateau watches metric (e.g. the epoch's mean L1)."""
+        """Step every scheduler once per epoch; plateau watches metric (e.g. the epoch's mean L1) and waits
+        when there is none (--plateau_on val between validations)."""
         for scheduler in self.schedulers:
-            if self.opt.lr_policy == 'plateau':
-                scheduler.step(metric)
-            else:
+            if self.opt.lr_policy != 'plateau':
                 scheduler.step()
+            elif metric is not None:
+                scheduler.step(metric)
+        return self.learning_rate()
+
+    def learning_rate(self):
         return self.optimizers[0].param_groups[0]['lr']
 
     def get_current_visuals(self):
@@ -178,11 +193,12 @@ class BaseModel:
         if state.get('grad_scaler'):  # --amp fp16: the loss scale it had found, not the default again
             self.scaler.load_state_dict(state['grad_scaler'])
 
-    def retune_optimizers(self, lr_scale, beta1):
-        """Scale every learning rate, the schedule's included, and set Adam's beta1: for --lr and --beta1
-        typed on resuming. Scaling the current rate fits every policy (the linear, step and cosine rates
-        are proportional to the base rate; plateau only ever multiplies the current one)."""
-        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+    def retune_optimizers(self, lr_scales, beta1):
+        """Scale each optimizer's learning rates by its factor in lr_scales, the schedule's included, and set
+        Adam's beta1: for --lr, --lr_D and --beta1 typed on resuming. Scaling the current rate fits every
+        policy (the linear, step and cosine rates are proportional to the base rate; plateau only ever
+        multiplies the current one)."""
+        for optimizer, scheduler, lr_scale in zip(self.optimizers, self.schedulers, lr_scales):
             for group in optimizer.param_groups:
                 for key in ('lr', 'initial_lr'):  # initial_lr: where the linear/step/cosine schedules start from
                     if key in group:
@@ -191,14 +207,15 @@ class BaseModel:
             if hasattr(scheduler, 'base_lrs'):
                 scheduler.base_lrs = [lr * lr_scale for lr in scheduler.base_lrs]
 
-    def save_networks(self, prefix):
-        """Save each network (and weight average) as a plain CPU state_dict, in the reference's file names
-        and format."""
+    def save_networks(self, prefix, names=None):
+        """Save each network and weight average (or those in names) as a plain CPU state_dict, in the
+        reference's file names and format."""
         os.makedirs(self.save_dir, exist_ok=True)
         nets = {name: unwrap(net) for name, net in self.networks().items()}
         nets.update({name: average.net for name, average in self.averages.items()})
         for name, net in nets.items():
-            atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
+            if names is None or name in names:
+                atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
 
     def load_networks(self, prefix):
@@ -215,6 +232,23 @@ class BaseModel:
             else:
                 print(f'no {path}: the weight average starts again from the loaded weights')
                 average.restart()
+
+    def generators(self):
+        """{name: generator} to validate: G (outside any DDP wrapper) and its weight average, if any."""
+        return {'G': unwrap(self.netG), **{name: average.net for name, average in self.averages.items()}}
+
+    @contextlib.contextmanager
+    def testing_with(self, net):
+        """test() runs net in netG's place, in the paper's test mode as test.py runs it: dropout on, and batch
+        norm on each image's own statistics, which leaves the running statistics as training made them."""
+        trained = self.netG
+        self.netG = net
+        networks.normalize_each_image(net)
+        try:
+            yield
+        finally:
+            networks.normalize_each_image(net, False)
+            self.netG = trained
 
     def print_networks(self, verbose):
         for name in self.model_names:

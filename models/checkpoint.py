@@ -4,6 +4,7 @@ Files are plain state_dicts, as in the reference implementation, so both impleme
 other's checkpoints. The architecture options live beside them in architecture.json; for a file
 without one (a reference checkpoint), they are inferred from the key names and shapes.
 """
+import itertools
 import json
 import os
 
@@ -13,8 +14,8 @@ from models import networks
 from util.errors import UserError
 from util.files import atomic_write_text
 
-G_OPTIONS = ('input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout')
-D_OPTIONS = ('ndf', 'netD', 'n_layers_D')
+G_OPTIONS = ('input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample')
+D_OPTIONS = ('ndf', 'netD', 'n_layers_D', 'num_D', 'spectral_norm_D')
 
 
 def load_state_dict(path):
@@ -88,7 +89,8 @@ def infer_generator_options(state):
         depth = max(k.count('model.') for k in signature) - 1
         names = [f'unet_{2 ** depth}']
         input_nc, ngf = first[1], first[0]
-        output_nc = last[1] if last else None
+        # The last layer: a 4x4 transposed convolution (in, out, 4, 4), or with --upsample resize a 3x3 one (out, in, 3, 3).
+        output_nc = None if not last else last[1] if last[-1] == 4 else last[0]
     elif 'model.1.weight' in signature:
         blocks = {k.split('.')[1] for k in signature if '.conv_block.' in k}
         names = [f'resnet_{len(blocks)}blocks']
@@ -99,16 +101,16 @@ def infer_generator_options(state):
         return None
     if output_nc is None:
         return None
-    for netG in names:
-        for norm in ('batch', 'instance', 'none'):
-            for no_dropout in (False, True):
-                # Only shapes are compared: no memory, no initialisation (on 'meta', init_weights's normal_
-                # would import torch._dynamo, 1.3 s).
-                with torch.device('meta'):
-                    net = networks.define_G(input_nc, output_nc, ngf, netG, norm, not no_dropout, init_type=None)
-                if shape_signature(net.state_dict()) == signature:
-                    return dict(input_nc=input_nc, output_nc=output_nc, ngf=ngf, netG=netG, norm=norm,
-                                no_dropout=no_dropout if netG.startswith('resnet_') else None)
+    for netG, upsample, norm, no_dropout in itertools.product(names, networks.UPSAMPLES, ('batch', 'instance', 'none'),
+                                                              (False, True)):
+        # Only shapes are compared: no memory, no initialisation (on 'meta', init_weights's normal_
+        # would import torch._dynamo, 1.3 s).
+        with torch.device('meta'):
+            net = networks.define_G(input_nc, output_nc, ngf, netG, norm, not no_dropout, init_type=None,
+                                    upsample=upsample)
+        if shape_signature(net.state_dict()) == signature:
+            return dict(input_nc=input_nc, output_nc=output_nc, ngf=ngf, netG=netG, norm=norm,
+                        no_dropout=no_dropout if netG.startswith('resnet_') else None, upsample=upsample)
     return None
 
 

@@ -11,6 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
+from util.evaluation.scores import lower_is_better
+
 
 class Identity(nn.Module):
     def forward(self, x):
@@ -58,10 +60,10 @@ class SyncBatchNorm(EachImageStatistics, nn.SyncBatchNorm):
     pass
 
 
-def normalize_each_image(net):
+def normalize_each_image(net, each_image=True):
     for module in net.modules():
         if isinstance(module, EachImageStatistics):
-            module.each_image = True
+            module.each_image = each_image
 
 
 def cast_convolutions(net, dtype):
@@ -88,7 +90,8 @@ LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')
 
 def get_scheduler(optimizer, opt):
     """linear: constant for n_epochs, then linear decay to zero over n_epochs_decay epochs.
-    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls.
+    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls (a
+    training loss, or with --plateau_on val the validation score, which may be one that rises).
     cosine: cosine annealing to zero over n_epochs."""
     if opt.lr_policy == 'linear':
         def lambda_rule(epoch):
@@ -97,7 +100,9 @@ def get_scheduler(optimizer, opt):
     if opt.lr_policy == 'step':
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
     if opt.lr_policy == 'plateau':
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.2, threshold=0.01, patience=5)
+        rising = opt.plateau_on == 'val' and not lower_is_better(opt.val_metric)
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='max' if rising else 'min', factor=0.2,
+                                              threshold=0.01, patience=5)
     if opt.lr_policy == 'cosine':
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)
     raise ValueError(f'learning rate policy [{opt.lr_policy}] is not implemented; choose from {", ".join(LR_POLICIES)}')
@@ -151,13 +156,21 @@ def resnet_blocks(netG):
     return int(blocks)
 
 
-def define_G(input_nc, output_nc, ngf, netG, norm='batch', use_dropout=False, init_type='normal', init_gain=0.02):
+UPSAMPLES = ('transpose', 'resize')
+
+
+def define_G(input_nc, output_nc, ngf, netG, norm='batch', use_dropout=False, init_type='normal', init_gain=0.02,
+             upsample='transpose'):
+    """upsample: 'transpose' (the reference's transposed convolutions) or 'resize' (UpsampleConv2d)."""
     norm_layer = get_norm_layer(norm)
+    if upsample not in UPSAMPLES:
+        raise ValueError(f'upsampling [{upsample}] is not implemented; choose from {", ".join(UPSAMPLES)}')
     if netG.startswith('unet_'):
-        net = UnetGenerator(input_nc, output_nc, unet_depth(netG), ngf, norm_layer=norm_layer, use_dropout=use_dropout)
+        net = UnetGenerator(input_nc, output_nc, unet_depth(netG), ngf, norm_layer=norm_layer, use_dropout=use_dropout,
+                            upsample=upsample)
     elif netG.startswith('resnet_'):
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout,
-                              n_blocks=resnet_blocks(netG))
+                              n_blocks=resnet_blocks(netG), upsample=upsample)
     else:
         raise ValueError(f'generator [{netG}] is not recognized; choose unet_128, unet_256 (unet_N, N a power '
                          f'of two >= 16), resnet_6blocks or resnet_9blocks')
@@ -169,7 +182,7 @@ class ResnetGenerator(nn.Module):
     """Two stride-2 downsamplings, n_blocks residual blocks, two upsamplings (Johnson et al.)."""
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
-                 padding_type='reflect'):
+                 padding_type='reflect', upsample='transpose'):
         super().__init__()
         use_bias = uses_bias(norm_layer)
         model = [nn.ReflectionPad2d(3),
@@ -187,8 +200,12 @@ class ResnetGenerator(nn.Module):
             model += [ResnetBlock(ngf * mult, padding_type, norm_layer, use_dropout, use_bias)]
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
-            model += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1,
-                                         output_padding=1, bias=use_bias),
+            if upsample == 'resize':
+                up = UpsampleConv2d(ngf * mult, ngf * mult // 2, kernel_size=3, padding=1, bias=use_bias)
+            else:
+                up = nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1,
+                                        output_padding=1, bias=use_bias)
+            model += [up,
                       norm_layer(ngf * mult // 2),
                       nn.ReLU(True)]
         model += [nn.ReflectionPad2d(3),
@@ -229,9 +246,14 @@ class ResnetBlock(nn.Module):
 # out the weights on every call: at the U-Net's inner levels (512 channels, 1x1 to 8x8 pixels) that
 # re-layout costs several times the arithmetic (docs/performance.md has the measurements).
 MATMUL_MAX_POSITIONS = 128
+exporting = getattr(torch.compiler, 'is_exporting', lambda: False)  # torch 2.7 has it; export.py needs it
 
 
 def computes_as_matmul(conv, x, positions):
+    # Never in an exported graph (export.py): it must hold for every image size, so it cannot branch on one,
+    # and ONNX Runtime picks its own convolution kernels.
+    if exporting():
+        return False
     return (x.device.type == 'cpu' and positions <= MATMUL_MAX_POSITIONS and conv.groups == 1
             and conv.padding_mode == 'zeros' and not isinstance(conv.padding, str))
 
@@ -273,6 +295,37 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return with_bias(out, self.bias)
 
 
+class UpsampleConv2d(Conv2d):
+    """--upsample resize: nearest-neighbour x2, then a 3x3 convolution with padding 1 (Odena et al. 2016,
+    "Deconvolution and checkerboard artifacts"). A stride-2 transposed convolution gives alternate output
+    pixels different kernel taps, which draws a checkerboard; here every output pixel sees the same taps.
+
+    Computed as what it equals, a 4x4 transposed convolution of stride 2 whose taps are sums of the 3x3
+    ones (resize_kernel): 2.25x fewer multiplications than convolving the enlarged image. Small images (the
+    U-Net's inner levels on the CPU) are enlarged and convolved as one matrix product instead: there the
+    weights are far larger than the image, and summing them would cost more than the product."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Along one axis of the enlarged image, output pixel 2i is x[i-1] w0 + x[i] (w1 + w2) and 2i+1 is
+        # x[i] (w0 + w1) + x[i+1] w2: a transposed convolution of stride 2 and padding 1 gives them its taps 3, 1
+        # and 2, 0. Row k says which of w0, w1, w2 tap k sums; over both axes, a (9, 16) matrix. Not saved.
+        taps = torch.tensor([[0.0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]])
+        self.register_buffer('taps', torch.kron(taps, taps).T.contiguous(), persistent=False)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        if computes_as_matmul(self, x, 4 * n * h * w):
+            return super().forward(F.interpolate(x, scale_factor=2, mode='nearest'))
+        return F.conv_transpose2d(x, self.transposed_kernel(), self.bias, stride=2, padding=1)
+
+    def transposed_kernel(self):
+        """(in, out, 4, 4): the 4x4 taps, each the sum of the 3x3 taps it stands for."""
+        out_nc, in_nc = self.weight.shape[:2]
+        flat = self.weight.reshape(out_nc, in_nc, 9).transpose(0, 1)
+        return torch.matmul(flat, self.taps.to(flat.dtype)).view(in_nc, out_nc, 4, 4)
+
+
 class UnetGenerator(nn.Module):
     """U-Net with num_downs stride-2 levels; a 2^num_downs image shrinks to 1x1 at the bottleneck.
 
@@ -280,16 +333,18 @@ class UnetGenerator(nn.Module):
     five levels); inner levels at ngf*8 that are not the bottleneck get dropout.
     """
 
-    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False):
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
+                 upsample='transpose'):
         super().__init__()
         channels = [ngf * min(2 ** level, 8) for level in range(num_downs)]
-        block = UnetSkipConnectionBlock(channels[-2], channels[-1], norm_layer=norm_layer, innermost=True)
+        block = UnetSkipConnectionBlock(channels[-2], channels[-1], norm_layer=norm_layer, innermost=True,
+                                        upsample=upsample)
         for level in range(num_downs - 2, 0, -1):
             outer, inner = channels[level - 1], channels[level]
             block = UnetSkipConnectionBlock(outer, inner, submodule=block, norm_layer=norm_layer,
-                                            use_dropout=use_dropout and outer == inner == ngf * 8)
+                                            use_dropout=use_dropout and outer == inner == ngf * 8, upsample=upsample)
         self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
-                                             norm_layer=norm_layer)
+                                             norm_layer=norm_layer, upsample=upsample)
 
     def forward(self, x):
         return self.model(x)
@@ -299,8 +354,14 @@ class UnetSkipConnectionBlock(nn.Module):
     """down -> submodule -> up, with the block's input concatenated to its output (except outermost)."""
 
     def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
-                 norm_layer=nn.BatchNorm2d, use_dropout=False):
+                 norm_layer=nn.BatchNorm2d, use_dropout=False, upsample='transpose'):
         super().__init__()
+
+        def up(in_nc, out_nc, bias=True):  # x2: the reference's 4x4 transposed convolution, or nearest x2 + 3x3
+            if upsample == 'resize':
+                return UpsampleConv2d(in_nc, out_nc, kernel_size=3, padding=1, bias=bias)
+            return ConvTranspose2d(in_nc, out_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+
         self.outermost = outermost
         use_bias = uses_bias(norm_layer)
         if input_nc is None:
@@ -309,13 +370,13 @@ class UnetSkipConnectionBlock(nn.Module):
         downrelu = nn.LeakyReLU(0.2, True)
         uprelu = nn.ReLU(True)
         if outermost:
-            upconv = ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            upconv = up(inner_nc * 2, outer_nc)
             model = [downconv, submodule, uprelu, upconv, nn.Tanh()]
         elif innermost:
-            upconv = ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            upconv = up(inner_nc, outer_nc, use_bias)
             model = [downrelu, downconv, uprelu, upconv, norm_layer(outer_nc)]
         else:
-            upconv = ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            upconv = up(inner_nc * 2, outer_nc, use_bias)
             model = [downrelu, downconv, norm_layer(inner_nc), submodule, uprelu, upconv, norm_layer(outer_nc)]
             if use_dropout:
                 model += [nn.Dropout(0.5)]
@@ -361,8 +422,8 @@ class NLayerDiscriminator(nn.Module):
         sequence += [nn.Conv2d(ndf * nf_mult, 1, kernel_size=4, stride=1, padding=1)]
         self.model = nn.Sequential(*sequence)
 
-    def forward(self, x):
-        return self.model(x)
+    def forward(self, x, layers=False):
+        return layer_outputs(self.model, x) if layers else self.model(x)
 
 
 class PixelDiscriminator(nn.Module):
@@ -379,18 +440,33 @@ class PixelDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=use_bias))
 
-    def forward(self, x):
-        return self.net(x)
+    def forward(self, x, layers=False):
+        return layer_outputs(self.net, x) if layers else self.net(x)
+
+
+def layer_outputs(sequence, x):
+    """D(x, layers=True): the output of each of D's layers (conv, norm, activation: pix2pixHD's grouping, for
+    feature matching), the last being the prediction that D(x) returns."""
+    outputs = []
+    for module in sequence:
+        x = module(x)
+        if isinstance(module, nn.LeakyReLU):
+            outputs.append(x)
+    return outputs + [x]
 
 
 # ----------------------------------------------------------------------------------------------
 # Losses
 
-GAN_MODES = ('vanilla', 'lsgan', 'wgangp')
+GAN_MODES = ('vanilla', 'lsgan', 'wgangp', 'hinge')
 
 
 class GANLoss(nn.Module):
-    """vanilla: cross-entropy on logits; lsgan: least squares; wgangp: the Wasserstein critic's -D(real) / D(fake)."""
+    """vanilla: cross-entropy on logits; lsgan: least squares; wgangp: the Wasserstein critic's -D(real) / D(fake);
+    hinge (SPADE, Lim & Ye 2017): D minimises relu(1 - D(real)) + relu(1 + D(fake)), G minimises -D(fake).
+    Only hinge treats D's and G's losses differently; for_discriminator=False asks for G's.
+    A multi-scale D's predictions come as a list, one per scale: the loss is their mean (as SPADE's code;
+    pix2pixHD sums them), so --lambda_GAN weighs the same against --lambda_L1 whatever --num_D."""
 
     def __init__(self, gan_mode, target_real_label=1.0, target_fake_label=0.0):
         super().__init__()
@@ -401,7 +477,7 @@ class GANLoss(nn.Module):
             self.loss = nn.MSELoss()
         elif gan_mode == 'vanilla':
             self.loss = nn.BCEWithLogitsLoss()
-        elif gan_mode == 'wgangp':
+        elif gan_mode in ('wgangp', 'hinge'):
             self.loss = None
         else:
             raise ValueError(f'gan mode [{gan_mode}] is not implemented; choose from {", ".join(GAN_MODES)}')
@@ -410,9 +486,13 @@ class GANLoss(nn.Module):
         target = self.real_label if target_is_real else self.fake_label
         return target.to(prediction.dtype).expand_as(prediction)
 
-    def forward(self, prediction, target_is_real):
+    def forward(self, prediction, target_is_real, for_discriminator=True):
+        if isinstance(prediction, list):
+            return sum(self(p, target_is_real, for_discriminator) for p in prediction) / len(prediction)
         prediction = prediction.float()  # D may run in bfloat16/float16 (--amp); the loss is taken in float32
-        if self.gan_mode == 'wgangp':
+        if self.gan_mode == 'hinge' and for_discriminator:
+            return F.relu(1 - prediction).mean() if target_is_real else F.relu(1 + prediction).mean()
+        if self.gan_mode in ('wgangp', 'hinge'):
             return -prediction.mean() if target_is_real else prediction.mean()
         return self.loss(prediction, self.get_target_tensor(prediction, target_is_real))
 
@@ -422,8 +502,10 @@ def gradient_penalty(netD, real_data, fake_data, lambda_gp=10.0, constant=1.0):
     alpha = torch.rand(real_data.shape[0], 1, 1, 1, device=real_data.device, dtype=real_data.dtype)
     interpolates = (alpha * real_data.detach() + (1 - alpha) * fake_data.detach()).requires_grad_(True)
     disc_interpolates = netD(interpolates)
+    if not isinstance(disc_interpolates, list):
+        disc_interpolates = [disc_interpolates]  # a multi-scale D: the gradient of the sum over its scales
     gradients, = torch.autograd.grad(outputs=disc_interpolates, inputs=interpolates,
-                                     grad_outputs=torch.ones_like(disc_interpolates),
+                                     grad_outputs=[torch.ones_like(d) for d in disc_interpolates],
                                      create_graph=True, retain_graph=True)
     gradients = gradients.reshape(real_data.shape[0], -1)
     return (((gradients + 1e-16).norm(2, dim=1) - constant) ** 2).mean() * lambda_gp

@@ -5,12 +5,17 @@
     G is trained to fool D while staying close to the target:
         L_G = lambda_GAN * GAN(D(A, G(A)), real) + lambda_L1 * ||B - G(A)||_1
     (--lambda_GAN 0 trains G on L1 alone: the paper's L1-only baseline.)
+Options off by default add pix2pixHD's and SPADE's terms to L_G:
+        + lambda_feat * L_FM(D(A, B), D(A, G(A)))      feature matching (models/discriminators.py)
+        + lambda_vgg * L_VGG(G(A), B)                  perceptual loss (models/perceptual.py)
+and change D: multi-scale, spectral norm, its own learning rate (--lr_D), the hinge loss (--gan_mode hinge).
 With --ema_decay, a moving average of G's weights is kept beside G for testing (models/weight_average.py).
 """
 import torch
 
-from models import networks
+from models import discriminators, networks
 from models.base_model import BaseModel
+from models.perceptual import VGGLoss
 from models.weight_average import WeightAverage
 
 
@@ -26,6 +31,15 @@ class Pix2PixModel(BaseModel):
                                 help="weight of G's GAN loss; 0 trains G on L1 alone (D still trains, unused)")
             parser.add_argument('--lambda_gp', type=float, default=10.0,
                                 help='weight of the gradient penalty (used with --gan_mode wgangp)')
+            parser.add_argument('--lambda_feat', type=float, default=0.0,
+                                help="weight of pix2pixHD's feature matching loss on D's intermediate features "
+                                     '(pix2pixHD: 10); 0: none (the reference)')
+            parser.add_argument('--lambda_vgg', type=float, default=0.0,
+                                help="weight of pix2pixHD's VGG19 perceptual loss (pix2pixHD: 10; needs "
+                                     '--vgg_weights); 0: none (the reference)')
+            parser.add_argument('--vgg_weights', type=str, default=None,
+                                help="torchvision's VGG19 weights for --lambda_vgg: the file vgg19-dcbb9e9d.pth "
+                                     'from https://download.pytorch.org/models/ (nothing is downloaded for you)')
             parser.add_argument('--ema_decay', type=float, default=0.0,
                                 help="also keep an exponential moving average of G's weights with this decay "
                                      '(e.g. 0.999), saved as <epoch>_net_G_ema.pth; test it with '
@@ -41,23 +55,36 @@ class Pix2PixModel(BaseModel):
         self.plateau_loss = 'G_L1'  # --lr_policy plateau lowers the rate when the epoch's mean L1 stops falling
         self.visual_names = ['real_A', 'fake_B', 'real_B']
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                      not opt.no_dropout, opt.init_type, opt.init_gain).to(self.device)
+                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample).to(self.device)
         if self.is_train:
             self.model_names = ['G', 'D']
             # D judges the pair: input and output images stacked on the channel axis.
-            self.netD = networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
-                                          opt.norm, opt.init_type, opt.init_gain).to(self.device)
+            self.netD = discriminators.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
+                                                opt.norm, opt.init_type, opt.init_gain, opt.num_D,
+                                                opt.spectral_norm_D).to(self.device)
             self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
             self.criterionL1 = torch.nn.L1Loss()
-            self.optimizer_G = self.adam(self.netG.parameters())
-            self.optimizer_D = self.adam(self.netD.parameters())
+            rate_G, rate_D = self.optimizer_rates(vars(opt))
+            self.optimizer_G = self.adam(self.netG.parameters(), rate_G)
+            self.optimizer_D = self.adam(self.netD.parameters(), rate_D)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
             if opt.gan_mode == 'wgangp':
                 self.loss_names.append('D_GP')
+            if opt.lambda_feat:
+                self.loss_names.append('G_feat')
+            if opt.lambda_vgg:
+                self.loss_names.append('G_VGG')
+                self.criterionVGG = VGGLoss(opt.vgg_weights).to(self.device)
             if opt.ema_decay:
                 self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay, opt.ema_every)
         else:
             self.test_generator_from_suffix()
+
+    @staticmethod
+    def optimizer_rates(options):
+        """The learning rate each optimizer starts from under these options (a dict): G's --lr, and D's
+        --lr_D, which defaults to --lr."""
+        return [options['lr'], options.get('lr_D') or options['lr']]
 
     def set_input(self, data):
         AtoB = self.opt.direction == 'AtoB'
@@ -84,9 +111,19 @@ class Pix2PixModel(BaseModel):
     def backward_G(self):
         with self.autocast():
             fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True) * self.opt.lambda_GAN
+            fake_layers = self.netD(fake_AB, layers=True)  # every layer's features (per scale), the prediction last
+            self.loss_G_GAN = self.criterionGAN(discriminators.predictions(fake_layers), True,
+                                                for_discriminator=False) * self.opt.lambda_GAN
             self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
             self.loss_G = self.loss_G_GAN + self.loss_G_L1
+            if self.opt.lambda_feat:
+                with torch.no_grad():  # the target: D's features of the real pair, by the same D
+                    real_layers = self.netD(torch.cat((self.real_A, self.real_B), 1), layers=True)
+                self.loss_G_feat = discriminators.feature_matching(fake_layers, real_layers) * self.opt.lambda_feat
+                self.loss_G = self.loss_G + self.loss_G_feat
+            if self.opt.lambda_vgg:
+                self.loss_G_VGG = self.criterionVGG(self.fake_B, self.real_B) * self.opt.lambda_vgg
+                self.loss_G = self.loss_G + self.loss_G_VGG
         self.scaler.scale(self.loss_G).backward()
 
     def optimize_parameters(self):

@@ -15,14 +15,17 @@ import torch
 import data
 import models
 from data import demo
-from models import networks
+from models import discriminators, networks, perceptual
+from options.recipes import apply_recipe
 from util import devices
+from util.display import tensorboard
 from util.errors import UserError
 from util.files import atomic_write_text, mkdirs, options_dict
 
 
 class BaseOptions:
     is_train = None
+    reads_data = True  # False for commands that use only the checkpoints (export.py, app.py): no demo data
 
     def initialize(self, parser):
         # Basic parameters
@@ -45,10 +48,18 @@ class BaseOptions:
         parser.add_argument('--ngf', type=int, default=64, help='# of gen filters in the last conv layer')
         parser.add_argument('--ndf', type=int, default=64, help='# of discrim filters in the first conv layer')
         parser.add_argument('--netD', type=str, default='basic',
-                            help='discriminator: basic (70x70 PatchGAN) | n_layers | pixel')
+                            help='discriminator: basic (70x70 PatchGAN) | n_layers | pixel | multiscale '
+                                 "(pix2pixHD's: --num_D PatchGANs of --n_layers_D layers on the pair at full, "
+                                 'half, quarter ... size)')
         parser.add_argument('--netG', type=str, default='resnet_9blocks',
                             help='generator: resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet_N')
-        parser.add_argument('--n_layers_D', type=int, default=3, help='only used if netD==n_layers')
+        parser.add_argument('--n_layers_D', type=int, default=3, help='only used if netD==n_layers or multiscale')
+        parser.add_argument('--num_D', type=int, default=2, help='number of scales of --netD multiscale')
+        parser.add_argument('--spectral_norm_D', action='store_true',
+                            help="spectral normalisation of every convolution of D (SPADE's), on top of --norm")
+        parser.add_argument('--upsample', choices=networks.UPSAMPLES, default='transpose',
+                            help="the generator's x2 upsampling: transpose (the reference's transposed "
+                                 'convolutions) or resize (nearest x2, then a 3x3 convolution: no checkerboard)')
         parser.add_argument('--norm', type=str, default='instance', help='instance | batch | syncbatch | none')
         parser.add_argument('--init_type', type=str, default='normal', help='normal | xavier | kaiming | orthogonal')
         parser.add_argument('--init_gain', type=float, default=0.02, help='scaling factor for normal, xavier, orthogonal')
@@ -84,6 +95,10 @@ class BaseOptions:
                                  'with bf16/fp16; no gain in float32 on CPUs)')
         parser.add_argument('--compile', action='store_true',
                             help='torch.compile the networks: the first iterations take 30-60 s longer to compile')
+        parser.add_argument('--compile_mode', choices=COMPILE_MODES, default='default',
+                            help="torch.compile's mode with --compile; reduce-overhead replays each step as CUDA "
+                                 'graphs (CUDA only), which helps where small batches leave the GPU waiting for '
+                                 'kernel launches (docs/performance.md)')
         return parser
 
     def gather_options(self, argv):
@@ -106,8 +121,10 @@ class BaseOptions:
         argv = sys.argv[1:] if argv is None else argv
         opt = self.gather_options(argv)
         opt.is_train = self.is_train
-        if opt.dataroot is None:
+        if opt.dataroot is None and self.reads_data:
             apply_demo_defaults(opt, self.parser)
+        if self.is_train:
+            apply_recipe(opt)
         if opt.suffix:
             opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
         resolve_device(opt)
@@ -174,7 +191,10 @@ def validate(opt):
     checks = [
         (opt.direction in ('AtoB', 'BtoA'), f'--direction {opt.direction}: choose AtoB or BtoA'),
         (opt.norm in networks.NORMS, f'--norm {opt.norm}: choose from {", ".join(networks.NORMS)}'),
-        (opt.netD in ('basic', 'n_layers', 'pixel'), f'--netD {opt.netD}: choose basic, n_layers or pixel'),
+        (opt.netD in discriminators.NET_DS, f'--netD {opt.netD}: choose from {", ".join(discriminators.NET_DS)}'),
+        (opt.netD == 'multiscale' or 'num_D' not in opt.explicit,
+         f'--num_D {opt.num_D} is the number of scales of a multi-scale D: add --netD multiscale, or drop --num_D'),
+        (opt.num_D >= 1, f'--num_D {opt.num_D}: give a number of scales, at least 1'),
         (opt.init_type in networks.INIT_TYPES, f'--init_type {opt.init_type}: choose from {", ".join(networks.INIT_TYPES)}'),
         (opt.preprocess in PREPROCESS_MODES, f'--preprocess {opt.preprocess}: choose from {", ".join(PREPROCESS_MODES)}'),
         (opt.batch_size >= 1, '--batch_size must be at least 1'),
@@ -186,6 +206,22 @@ def validate(opt):
             (opt.lr_policy in networks.LR_POLICIES, f'--lr_policy {opt.lr_policy}: choose from {", ".join(networks.LR_POLICIES)}'),
             (opt.n_epochs >= 0 and opt.n_epochs_decay >= 0, '--n_epochs and --n_epochs_decay must not be negative'),
         ]
+        if opt.lr_D is not None:
+            checks.append((opt.lr_D > 0, f'--lr_D {opt.lr_D}: give a positive learning rate, or drop --lr_D to use --lr'))
+        if hasattr(opt, 'lambda_vgg'):
+            checks += vgg_checks(opt)
+            checks.append((opt.lambda_feat >= 0, f'--lambda_feat {opt.lambda_feat}: give a weight of 0 (off) or more'))
+        checks += [
+            (opt.val_freq >= 0, f'--val_freq {opt.val_freq}: give a number of epochs, or 0 for no validation'),
+            (opt.val_max >= 1, f'--val_max {opt.val_max}: validate on at least 1 image'),
+            (opt.plateau_on == 'train' or opt.lr_policy == 'plateau',
+             f'--plateau_on val sets what --lr_policy plateau follows, but --lr_policy is {opt.lr_policy}; '
+             f'add --lr_policy plateau or drop --plateau_on'),
+            (opt.plateau_on == 'train' or opt.val_freq > 0,
+             '--plateau_on val follows the validation scores, but there are none: add --val_freq N'),
+        ]
+        if opt.tensorboard:
+            tensorboard.require()
         if hasattr(opt, 'ema_decay'):
             checks.append((0 <= opt.ema_decay < 1, f'--ema_decay {opt.ema_decay}: give a decay between 0 and 1, '
                                                    f'e.g. 0.999 (an average over about 1,000 steps), or 0 for none'))
@@ -205,6 +241,12 @@ def validate(opt):
     if opt.compile and opt.device == 'cpu' and not shutil.which(os.environ.get('CXX', 'g++')):
         checks.append((False, '--compile on the CPU needs a C++ compiler (g++, or the one $CXX names); install it '
                               '(apt-get install g++) or leave out --compile'))
+    if opt.compile_mode != 'default':
+        checks.append((opt.compile, f'--compile_mode {opt.compile_mode} is a mode of --compile: add --compile'))
+        if 'no-cudagraphs' not in opt.compile_mode:
+            checks.append((opt.device.startswith('cuda'), f'--compile_mode {opt.compile_mode} records CUDA graphs, '
+                                                          f'which need CUDA (--device is {opt.device}); use '
+                                                          f'--compile_mode default or max-autotune-no-cudagraphs'))
     if opt.is_train and opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
         # Testing needs no synchronisation: a syncbatch model runs anywhere as plain batch norm.
         checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '
@@ -218,4 +260,19 @@ def validate(opt):
             raise UserError(message)
 
 
+def vgg_checks(opt):
+    get = perceptual.GET_WEIGHTS
+    if not opt.lambda_vgg:
+        return [(opt.vgg_weights is None, "--vgg_weights is used only by the VGG loss: add --lambda_vgg 10 "
+                                          "(pix2pixHD's weight), or drop --vgg_weights")]
+    return [
+        (opt.lambda_vgg > 0, f'--lambda_vgg {opt.lambda_vgg}: give a weight of 0 (off) or more'),
+        (opt.vgg_weights is not None, f'--lambda_vgg needs --vgg_weights PATH: {get} (nothing is downloaded for you)'),
+        (opt.vgg_weights is None or os.path.isfile(opt.vgg_weights), f'--vgg_weights {opt.vgg_weights}: no such file; {get}'),
+        (opt.output_nc in (1, 3), f'--lambda_vgg compares RGB or gray images, but --output_nc is {opt.output_nc} '
+                                  f'(--model {opt.model}); drop --lambda_vgg'),
+    ]
+
+
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')

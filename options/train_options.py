@@ -1,4 +1,6 @@
 from options.base_options import BaseOptions
+from options.recipes import RECIPES
+from util.evaluation.scores import RANKED_METRICS
 
 
 class TrainOptions(BaseOptions):
@@ -16,6 +18,21 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--update_html_freq', type=int, default=1000, help='save results to HTML every N iterations')
         parser.add_argument('--print_freq', type=int, default=100, help='print losses every N iterations')
         parser.add_argument('--no_html', action='store_true', help='do not write checkpoints_dir/name/web/')
+        parser.add_argument('--tensorboard', action='store_true',
+                            help='also write the losses, learning rate, validation scores and visuals for '
+                                 'TensorBoard to checkpoints_dir/name/tensorboard/ (pip install tensorboard)')
+        # Validation: scoring G on held-out images while training (util/training/validation.py)
+        parser.add_argument('--val_freq', type=int, default=0,
+                            help='score G (and its weight average) on the validation split every N epochs and '
+                                 'after the last one, as test.py scores it; 0: never')
+        parser.add_argument('--val_phase', type=str, default=None,
+                            help='the validation split, DATAROOT/VAL_PHASE (default: val if that folder exists, '
+                                 'else test)')
+        parser.add_argument('--val_max', type=int, default=float('inf'),
+                            help='validate on at most this many images (the first ones in sorted order)')
+        parser.add_argument('--val_metric', choices=RANKED_METRICS, default='l1',
+                            help='the validation score that picks best_net_G.pth (and that --plateau_on val '
+                                 'follows): l1 is what G is trained to lower')
         # Saving and loading
         parser.add_argument('--save_latest_freq', type=int, default=5000, help='save the latest model every N iterations')
         parser.add_argument('--save_epoch_freq', type=int, default=5, help='save a numbered checkpoint every N epochs')
@@ -29,9 +46,18 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--n_epochs_decay', type=int, default=100, help='# of epochs to decay the learning rate to zero')
         parser.add_argument('--beta1', type=float, default=0.5, help='momentum term of adam')
         parser.add_argument('--lr', type=float, default=0.0002, help='initial learning rate for adam')
-        parser.add_argument('--gan_mode', type=str, default='lsgan', help='vanilla | lsgan | wgangp')
+        parser.add_argument('--lr_D', type=float, default=None,
+                            help="D's own initial learning rate (SPADE: 4x G's); default: --lr")
+        parser.add_argument('--gan_mode', type=str, default='lsgan', help='vanilla | lsgan | wgangp | hinge')
+        parser.add_argument('--recipe', choices=tuple(RECIPES), default='reference',
+                            help='a set of training options applied as defaults (flags you type win): '
+                                 'reference changes nothing; improved turns on the options of '
+                                 "pix2pixHD and SPADE and the weight average (options/recipes.py lists them)")
         parser.add_argument('--pool_size', type=int, default=50, help='size of the image buffer of generated images')
         parser.add_argument('--lr_policy', type=str, default='linear', help='linear | step | plateau | cosine')
+        parser.add_argument('--plateau_on', choices=('train', 'val'), default='train',
+                            help="what --lr_policy plateau follows: train (the epoch's mean of the model's "
+                                 'training loss, G_L1 for pix2pix) or val (--val_metric at each validation)')
         parser.add_argument('--lr_decay_iters', type=int, default=50, help='multiply by a gamma every N epochs (step)')
         parser.add_argument('--adam_impl', choices=('fused', 'foreach', 'for_loop'), default='fused',
                             help="torch's Adam kernel: fused (one kernel for all parameters, fastest), foreach, "

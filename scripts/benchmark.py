@@ -3,6 +3,8 @@
     python scripts/benchmark.py                     # CPU (and CUDA if present): fp32 and bf16, all settings
     python scripts/benchmark.py --quick             # the paper's setting only, a few iterations (CI)
     python scripts/benchmark.py --channels_last --compile --json results.json
+    python scripts/benchmark.py --sizes 128 --batch_sizes 1 --amp none --options all   # each training option's cost
+    python scripts/benchmark.py --sizes 128 --batch_sizes 1 --variant 'hd=--netD multiscale --lambda_feat 10'
 
 For each device and setting (the paper's 256x256 at batch 1, then batch 4 and 16 at 256, and image sizes
 128 and 512 at batch 1) it builds the pix2pix model once per variant and times, round by round, one
@@ -15,8 +17,11 @@ images per second of the DataLoader, to compare with the training rate.
 
 Variants: 'baseline' runs as the reference implementation does (every convolution through oneDNN,
 torch's default for-loop Adam, glibc's default allocator settings); 'fp32' is this implementation's default; then --amp bf16 and the
---channels_last / --compile variants asked for. GFLOP/s come from torch's FLOP counter for one training
-iteration, and sit next to the device's matmul peak measured here, in float32 and bfloat16.
+--channels_last / --compile variants asked for; then, in the first precision of --amp, the training options
+of pix2pixHD and SPADE asked for with --options (each alone, and --recipe improved) and any --variant of
+train.py flags. A training iteration is what train.py runs per step: optimize_parameters() and the weight
+average's update_averages(). GFLOP/s come from torch's FLOP counter for one training iteration, and sit
+next to the device's matmul peak measured here, in float32 and bfloat16.
 """
 import argparse
 import contextlib
@@ -25,7 +30,9 @@ import json
 import os
 import platform
 import statistics
+import shlex
 import sys
+import tempfile
 import time
 
 import torch
@@ -37,6 +44,18 @@ from options.train_options import TrainOptions  # noqa: E402
 from util.devices import keep_freed_memory  # noqa: E402
 
 PAPER_SIZE = 256
+# --options: pix2pixHD's and SPADE's training options one at a time (--lr_D costs nothing), and the recipe.
+OPTION_VARIANTS = {
+    'multiscale': ['--netD', 'multiscale'],
+    'feat': ['--lambda_feat', '10'],
+    'multiscale+feat': ['--netD', 'multiscale', '--lambda_feat', '10'],
+    'hinge': ['--gan_mode', 'hinge'],
+    'spectral': ['--spectral_norm_D'],
+    'resize': ['--upsample', 'resize'],
+    'vgg': ['--lambda_vgg', '10'],
+    'ema': ['--ema_decay', '0.999'],
+    'recipe': ['--recipe', 'improved'],
+}
 
 
 def parse_args(argv=None):
@@ -46,7 +65,16 @@ def parse_args(argv=None):
     parser.add_argument('--channels_last', action='store_true', help='also time each precision with --channels_last')
     parser.add_argument('--compile', action='store_true',
                         help='also time each precision with --compile (its warm-up is reported apart)')
+    parser.add_argument('--compile_modes', default='default',
+                        help="with --compile, torch.compile's modes to time, e.g. default,reduce-overhead (CUDA graphs)")
     parser.add_argument('--no_baseline', action='store_true', help="don't time the reference's arithmetic")
+    parser.add_argument('--options', default='',
+                        help=f'training options to time, in the first --amp precision: all, or some of '
+                             f'{",".join(OPTION_VARIANTS)}')
+    parser.add_argument('--variant', action='append', default=[], metavar="NAME='FLAGS'",
+                        help='also time train.py with these flags, in the first --amp precision (repeatable)')
+    parser.add_argument('--vgg_weights', default=None,
+                        help='VGG19 weights for the vgg option; default: random ones (the time does not depend on them)')
     parser.add_argument('--sizes', default='128,256,512', help='image sizes, timed at batch 1')
     parser.add_argument('--batch_sizes', default='1,4,16', help=f'batch sizes, timed at {PAPER_SIZE}x{PAPER_SIZE}')
     parser.add_argument('--iters', type=int, default=None, help='timed iterations per variant (default 10, quick 3)')
@@ -68,6 +96,15 @@ def parse_args(argv=None):
     args.sizes = [int(s) for s in args.sizes.split(',')]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
     args.amp = args.amp.split(',')
+    args.compile_modes = args.compile_modes.split(',')
+    names = list(OPTION_VARIANTS) if args.options == 'all' else [n for n in args.options.split(',') if n]
+    unknown = [n for n in names if n not in OPTION_VARIANTS]
+    if unknown:
+        parser.error(f'--options {",".join(unknown)}: choose all, or from {", ".join(OPTION_VARIANTS)}')
+    args.flag_variants = [(name, OPTION_VARIANTS[name]) for name in names]
+    for variant in args.variant:
+        name, _, flags = variant.partition('=')
+        args.flag_variants.append((name, shlex.split(flags)))
     if args.devices is None:
         args.devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
     else:
@@ -88,24 +125,40 @@ def settings(args):
 
 
 def variants(args, device):
+    """(name, amp, channels_last, compile, train.py flags) of each variant to time."""
     amps = [a for a in args.amp if not (a == 'fp16' and device == 'cpu')]
-    chosen = [] if args.no_baseline else [('baseline', 'none', False, False)]
+    chosen = [] if args.no_baseline else [('baseline', 'none', False, False, [])]
     for amp in amps:
         name = 'fp32' if amp == 'none' else amp
-        chosen.append((name, amp, False, False))
+        chosen.append((name, amp, False, False, []))
         if args.channels_last:
-            chosen.append((name + '+channels_last', amp, True, False))
-        if args.compile:
-            chosen.append((name + '+compile', amp, False, True))
+            chosen.append((name + '+channels_last', amp, True, False, []))
+        for mode in args.compile_modes if args.compile else ():
+            chosen.append((name + ('+compile' if mode == 'default' else f'+{mode}'), amp, False, mode, []))
+    amp = amps[0]
+    chosen += [(f'{"fp32" if amp == "none" else amp}+{name}', amp, False, False, flags)
+               for name, flags in args.flag_variants]
     return chosen
 
 
-def build(device, size, batch, amp, channels_last, compiled, baseline, args):
+def random_vgg_weights(folder):
+    """A randomly initialised VGG19 in torchvision's format, for timing the VGG loss without the real file."""
+    from torchvision.models import vgg
+    path = os.path.join(folder, 'vgg19-random.pth')
+    features = vgg.make_layers(vgg.cfgs['E'])
+    torch.save({'features.' + k: v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def build(device, size, batch, amp, channels_last, compiled, baseline, flags, args):
     netG = f'unet_{min(size, PAPER_SIZE)}'  # the paper's U-Net; unet_128 for 128 pixels as in the reference
     argv = ['--dataroot', '.', '--device', device, '--netG', netG, '--ngf', str(args.ngf), '--ndf', str(args.ndf),
             '--crop_size', str(size), '--load_size', str(size), '--batch_size', str(batch), '--amp', amp,
             '--adam_impl', 'for_loop' if baseline else 'fused', '--display_id', '0']
-    argv += ['--channels_last'] * channels_last + ['--compile'] * compiled
+    argv += ['--channels_last'] * channels_last + (['--compile', '--compile_mode', compiled] if compiled else [])
+    argv += flags
+    if '--lambda_vgg' in flags and '--vgg_weights' not in flags:
+        argv += ['--vgg_weights', args.vgg_weights]
     with contextlib.redirect_stdout(io.StringIO()):  # the model prints its networks
         opt = TrainOptions().parse(argv)
         model = create_model(opt)
@@ -161,26 +214,42 @@ def training_flops(model):
     return counter.get_total_flops()
 
 
+def train_step(model):
+    """One iteration of train.py: the optimizers' steps, then the weight average's (--ema_decay)."""
+    model.optimize_parameters()
+    model.update_averages()
+
+
 def measure_setting(device, size, batch, args):
     """Build every variant, then time them round-robin: train iterations, then test forwards."""
     built = {}
     rows = []
-    for name, amp, channels_last, compiled in variants(args, device):
-        model, netG = build(device, size, batch, amp, channels_last, compiled, name == 'baseline', args)
+    flops = {}
+    cuda = device.startswith('cuda')
+    for name, amp, channels_last, compiled, flags in variants(args, device):
+        if cuda:  # the memory this variant adds to those built before it, at its peak
+            in_use = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        model, netG = build(device, size, batch, amp, channels_last, compiled, name == 'baseline', flags, args)
         start = time.perf_counter()
         with reference_arithmetic(name == 'baseline'):
-            timed(model.optimize_parameters, device)  # first call: allocation, and compilation with --compile
+            timed(lambda: train_step(model), device)  # first call: allocation, and compilation with --compile
             timed(model.test, device)
         built[name] = model
         rows.append(dict(device=device, variant=name, amp=amp, channels_last=channels_last, compile=compiled,
-                         size=size, batch=batch, netG=netG, first_call_s=round(time.perf_counter() - start, 2)))
-    flops = training_flops(next(iter(built.values())))
+                         flags=' '.join(flags), size=size, batch=batch, netG=netG,
+                         first_call_s=round(time.perf_counter() - start, 2)))
+        if cuda:
+            rows[-1]['peak_memory_gib'] = round((torch.cuda.max_memory_allocated(device) - in_use) / 2 ** 30, 2)
+        # The speed settings leave the arithmetic as it is; the training options change it.
+        if flags or not flops:
+            flops[name] = training_flops(model)
     train = {name: [] for name in built}
     test = {name: [] for name in built}
     for round_index in range(args.warmup + args.iters):
         for name, model in built.items():
             with reference_arithmetic(name == 'baseline'):
-                train_s = timed(model.optimize_parameters, device)
+                train_s = timed(lambda: train_step(model), device)
                 test_s = timed(model.test, device)
             if round_index >= args.warmup:
                 train[name].append(train_s)
@@ -188,10 +257,11 @@ def measure_setting(device, size, batch, args):
     for row in rows:
         name = row['variant']
         train_s, test_s = statistics.median(train[name]), statistics.median(test[name])
+        iteration_flops = flops.get(name, next(iter(flops.values())))
         row.update(train_s_per_iter=round(train_s, 4), train_ms_per_image=round(1e3 * train_s / batch, 2),
                    train_s_spread=[round(min(train[name]), 4), round(max(train[name]), 4)],
-                   test_images_per_s=round(batch / test_s, 2), gflop_per_iter=round(flops / 1e9, 4),
-                   train_gflops=round(flops / train_s / 1e9, 2), iters=args.iters)
+                   test_images_per_s=round(batch / test_s, 2), gflop_per_iter=round(iteration_flops / 1e9, 4),
+                   train_gflops=round(iteration_flops / train_s / 1e9, 2), iters=args.iters)
     del built
     return rows
 
@@ -229,9 +299,13 @@ def machine():
 
 
 def add_ratios(rows, base):
-    """speedup: against the baseline of the same setting; costs per image and per pixel against (base, batch 1)."""
+    """speedup: against the baseline of the same setting; costs per image and per pixel against (base, batch 1);
+    a training option's time against its precision's default (fp32+feat against fp32)."""
     by_key = {(r['device'], r['variant'], r['size'], r['batch']): r for r in rows}
     for r in rows:
+        default = by_key.get((r['device'], r['variant'].split('+')[0], r['size'], r['batch']))
+        if r['flags'] and default:
+            r['time_vs_default'] = round(r['train_s_per_iter'] / default['train_s_per_iter'], 3)
         baseline = by_key.get((r['device'], 'baseline', r['size'], r['batch']))
         if baseline:
             r['speedup_vs_baseline'] = round(baseline['train_s_per_iter'] / r['train_s_per_iter'], 2)
@@ -246,7 +320,7 @@ def add_ratios(rows, base):
 def table(rows, peaks):
     lines = []
     header = (f'{"device":6} {"variant":22} {"size":>4} {"batch":>5} {"s/iter":>8} {"ms/img":>8} {"speedup":>7} '
-              f'{"GFLOP/s":>8} {"%peak":>6} {"test img/s":>10} {"img cost":>8} {"px cost":>7}')
+              f'{"GFLOP/s":>8} {"%peak":>6} {"test img/s":>10} {"img cost":>8} {"px cost":>7} {"vs default":>10}')
     lines.append(header)
     lines.append('-' * len(header))
     for r in rows:
@@ -254,7 +328,8 @@ def table(rows, peaks):
         lines.append(f'{r["device"]:6} {r["variant"]:22} {r["size"]:>4} {r["batch"]:>5} {r["train_s_per_iter"]:>8.3f} '
                      f'{r["train_ms_per_image"]:>8.1f} {r.get("speedup_vs_baseline", float("nan")):>6.2f}x '
                      f'{r["train_gflops"]:>8.1f} {100 * r["train_gflops"] / peak:>5.0f}% {r["test_images_per_s"]:>10.2f} '
-                     f'{r.get("cost_per_image_vs_paper", float("nan")):>8.2f} {r.get("cost_per_pixel_vs_paper", float("nan")):>7.2f}')
+                     f'{r.get("cost_per_image_vs_paper", float("nan")):>8.2f} {r.get("cost_per_pixel_vs_paper", float("nan")):>7.2f} '
+                     f'{r.get("time_vs_default", float("nan")):>9.2f}x')
     return '\n'.join(lines)
 
 
@@ -269,14 +344,17 @@ def main(argv=None):
         print(f'warning: load average {results["machine"]["load_average_at_start"]}: other processes are running, so '
               f'CPU timings will be slow and noisy (torch waits for descheduled threads); use a quiet machine, '
               f'or --threads set to the idle cores', file=sys.stderr)
-    for device in args.devices:
-        dtypes = {'fp32': torch.float32, 'bf16': torch.bfloat16}
-        if device.startswith('cuda'):
-            dtypes['fp16'] = torch.float16
-        results['peak_gflops'][device] = {k: round(matmul_peak(device, dt), 1) for k, dt in dtypes.items()}
-        for size, batch in settings(args):
-            print(f'{device}: {size}x{size}, batch {batch} ...', file=sys.stderr, flush=True)
-            results['results'] += measure_setting(device, size, batch, args)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.vgg_weights is None and any('--lambda_vgg' in flags for _, flags in args.flag_variants):
+            args.vgg_weights = random_vgg_weights(folder)
+        for device in args.devices:
+            dtypes = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+            if device.startswith('cuda'):
+                dtypes['fp16'] = torch.float16
+            results['peak_gflops'][device] = {k: round(matmul_peak(device, dt), 1) for k, dt in dtypes.items()}
+            for size, batch in settings(args):
+                print(f'{device}: {size}x{size}, batch {batch} ...', file=sys.stderr, flush=True)
+                results['results'] += measure_setting(device, size, batch, args)
     add_ratios(results['results'], base_size(args.sizes))
     if args.dataroot:
         results['data_loader'] = loader_rate(args.dataroot, PAPER_SIZE)

@@ -15,7 +15,7 @@ GPUS=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
     ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else None)'
 echo "GPUs: $GPUS"; nvidia-smi -L 2>/dev/null
 if [ "$GPUS" -lt 1 ]; then echo "FAIL: no CUDA device"; exit 1; fi
-"$PYTHON" -c "from tests.datagen import make_aligned_pairs; make_aligned_pairs('$WORK/data', count=8, size=64)"
+"$PYTHON" -c "from tests.tiny_data import make_aligned_pairs; make_aligned_pairs('$WORK/data', count=8, size=64)"
 
 # train NAME NPROC ARGS...: one torchrun run, its exit code and its key lines.
 train() {

@@ -4,11 +4,13 @@
 # and SSIM with the training wall-clock time and the machine's load.
 #
 # Usage: bash scripts/quality_facades.sh DATAROOT [--iters N] [--name NAME] [--checkpoints_dir DIR]
-#                                        [--results_dir DIR] [--untrained] [train.py options...]
+#                                        [--results_dir DIR] [--segmenter PATH] [--untrained] [train.py options...]
 #   DATAROOT   the facades folder (train/ and test/, photo left, labels right)
 #   --iters    training iterations at batch size 1 (default 2000, or $ITERS), rounded to whole epochs of
 #              the train split: the first epochs at the paper's constant rate, the last half (rounded
 #              down) decaying to zero, e.g. 2000 on 400 images = 3 + 2 epochs
+#   --segmenter  a file from scripts/train_segmenter.py: also the semantic score (pixel accuracy, mean class
+#              accuracy, mean IoU against the input labels; the real photos' score is the ceiling)
 #   --untrained  skip training and test the freshly initialised generator (a baseline)
 #   With --ema_decay D (e.g. 0.999), the average of the generator's weights is tested too.
 # Other options go to train.py after the paper's settings, so they override them, e.g.
@@ -17,7 +19,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 
-usage() { sed -n '6,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 dataroot="$1"; shift
 iters="${ITERS:-2000}"
@@ -25,6 +27,7 @@ name=
 checkpoints_dir=./checkpoints
 results_dir=./results
 untrained=
+segmenter=()
 train_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
         --name) name="${2:?--name needs a value}"; shift 2 ;;
         --checkpoints_dir) checkpoints_dir="${2:?--checkpoints_dir needs a folder}"; shift 2 ;;
         --results_dir) results_dir="${2:?--results_dir needs a folder}"; shift 2 ;;
+        --segmenter) segmenter=(--segmenter "$(realpath "${2:?--segmenter needs a file}")"); shift 2 ;;
         --untrained) untrained=1; shift ;;
         -h|--help) usage ;;
         *) train_args+=("$1"); shift ;;
@@ -104,7 +108,7 @@ for suffix in "${suffixes[@]}"; do
     for mode in train eval; do
         flag=(); [ "$mode" = eval ] && flag=(--eval)
         "$PYTHON" test.py "${common[@]}" --load_size 128 --crop_size 128 --model_suffix "$suffix" \
-            --results_dir "$results_dir/${mode}_mode$suffix" "${flag[@]}"
+            --results_dir "$results_dir/${mode}_mode$suffix" "${segmenter[@]}" "${flag[@]}"
     done
 done
 
@@ -115,15 +119,25 @@ import sys
 
 results_dir, name, start, end, untrained, load_before, load_after, *suffixes = sys.argv[1:]
 print(f'\n== quality of {name} on the facades test split (labels -> photo, 128x128)')
-print(f'{"generator":<14} {"test mode":<10} {"images":>6} {"L1":>7} {"PSNR (dB)":>10} {"SSIM":>7}')
+print(f'{"generator":<14} {"test mode":<10} {"images":>6} {"L1":>7} {"PSNR (dB)":>10} {"SSIM":>7} '
+      f'{"pixel acc":>9} {"class acc":>9} {"mean IoU":>8}')
+ceiling = None
 for suffix in suffixes:
     generator = 'G_ema (EMA)' if suffix else 'G'
     for mode in ('train', 'eval'):
         with open(os.path.join(results_dir, f'{mode}_mode{suffix}', name, 'test_latest', 'metrics.json')) as f:
             report = json.load(f)
         mean = report['mean']
+        semantic = report.get('semantic')
+        figures = ''
+        if semantic:
+            figures = ' '.join(f'{semantic["output"][k]:>9.4f}' for k in ('pixel_accuracy', 'class_accuracy', 'mean_iou'))
+            ceiling = semantic['target']
         print(f'{generator:<14} {mode:<10} {report["count"]:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} '
-              f'{mean["ssim"]:>7.4f}')
+              f'{mean["ssim"]:>7.4f} {figures}')
+if ceiling:
+    print(f'{"real photos":<14} {"(ceiling)":<10} {"":>6} {"":>7} {"":>10} {"":>7} ' +
+          ' '.join(f'{ceiling[k]:>9.4f}' for k in ('pixel_accuracy', 'class_accuracy', 'mean_iou')))
 seconds = float(end) - float(start)
 what = 'initialising (untrained)' if untrained else 'training'
 print(f'{what}: {seconds:.0f} s = {seconds / 60:.1f} min wall clock')

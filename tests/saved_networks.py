@@ -1,5 +1,9 @@
-"""Comparing the networks two training runs saved, for the tests of exact resumes."""
+"""What training runs saved (networks, TensorBoard events, schedules), for the tests that compare runs."""
+from types import SimpleNamespace
+
 import torch
+
+from models import networks
 
 
 def latest_networks(folder, names):
@@ -14,3 +18,25 @@ def assert_same_latest_networks(folder, expected_folder, names):
         assert got[name].keys() == expected[name].keys()
         for key in expected[name]:
             assert torch.equal(got[name][key], expected[name][key]), f'net{name} {key} differs'
+
+
+def tensorboard_points(folder):
+    """{tag: [(step, value)]} of every scalar and image the run wrote for TensorBoard, read with its reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / 'tensorboard'), size_guidance={'scalars': 0, 'images': 0})
+    events.Reload()
+    points = {tag: [(p.step, p.value) for p in events.Scalars(tag)] for tag in events.Tags()['scalars']}
+    points.update({tag: [(p.step, p.encoded_image_string) for p in events.Images(tag)]
+                   for tag in events.Tags()['images']})
+    return points
+
+
+def plateau_state(scores, val_metric):
+    """The state of --lr_policy plateau --plateau_on val after stepping on each of scores."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = networks.get_scheduler(optimizer, SimpleNamespace(lr_policy='plateau', plateau_on='val',
+                                                                  val_metric=val_metric))
+    for score in scores:
+        scheduler.step(score)
+    return scheduler.state_dict()

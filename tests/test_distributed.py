@@ -4,8 +4,10 @@ Two ranks with batch 1 take the same steps as one process with batch 2 over the 
 losses are means over the batch, DDP averages the ranks' gradients, and instance norm (unlike batch
 norm) and the PatchGAN's per-image outputs keep every image's gradient independent of the others.
 The ranks run train.py itself, started by torch.multiprocessing.spawn and meeting through a file
-(file:// init, GLOO_SOCKET_IFNAME=lo), so nothing listens beyond 127.0.0.1.
+(file:// init, GLOO_SOCKET_IFNAME=lo), so nothing listens beyond 127.0.0.1. Every run validates after
+each epoch and logs for TensorBoard: rank 0 validates and writes, the others wait for its scores.
 """
+import json
 import os
 import re
 import sys
@@ -15,17 +17,26 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from models import networks
+from models import discriminators, networks
 from models.base_model import unwrap
 from tests.scripts import REPO, TINY_NET, needs_cxx, run
 from tests.tiny_data import make_aligned_pairs
+from tests.saved_networks import plateau_state, tensorboard_points
 
-# Nothing random but the data order (no flip, no dropout, crop = image); --lr_policy step keeps the rate
-# constant, so a run of 2 epochs resumed to 3 follows the same schedule as one run of 3.
+# Nothing random but the data order (no flip, no dropout, crop = image). --lr_policy plateau following the
+# validation L1 keeps the rate constant for 3 epochs (it waits 5 without progress), so a run of 2 epochs
+# resumed to 3 follows the same schedule as one run of 3; every rank's scheduler must see rank 0's scores.
 ARGS = [*TINY_NET, '--norm', 'instance', '--no_dropout', '--no_flip', '--seed', '5', '--print_freq', '2',
-        '--save_epoch_freq', '1', '--lr_policy', 'step', '--n_epochs_decay', '0', '--dist_timeout', '120',
-        '--ema_decay', '0.5', '--ema_every', '1']
+        '--save_epoch_freq', '1', '--lr_policy', 'plateau', '--plateau_on', 'val', '--val_freq', '1',
+        '--tensorboard', '--n_epochs_decay', '0', '--dist_timeout', '120', '--ema_decay', '0.5', '--ema_every', '1']
 NETWORKS = ('G', 'D', 'G_ema')  # G_ema: the weight average, which every rank keeps
+# pix2pixHD's and SPADE's options (tests/test_gan_options.py), all at once; --n_layers_D 2 leaves room for two
+# scales on 32-pixel images. The VGG loss and feature matching are means over the batch, like L1; spectral
+# norm's power iteration depends on the weights alone, the same on every rank. unet_16: with unet_32 the
+# innermost resize convolution would see a 1x1 bottleneck upsampled to a constant 2x2, and instance norm would
+# cancel its centre tap as it cancels the biases (see biases_cancelled_by_instance_norm).
+HD_ARGS = ['--netG', 'unet_16', '--netD', 'multiscale', '--n_layers_D', '2', '--lambda_feat', '10', '--gan_mode', 'hinge',
+           '--spectral_norm_D', '--lr_D', '4e-4', '--upsample', 'resize', '--lambda_vgg', '10']
 
 
 def train_rank(rank, world_size, argv_by_rank, dump_dir):
@@ -38,7 +49,8 @@ def train_rank(rank, world_size, argv_by_rank, dump_dir):
     nets = {name: unwrap(net) for name, net in model.networks().items()}
     nets.update({name: average.net for name, average in model.averages.items()})
     torch.save({'networks': {name: net.state_dict() for name, net in nets.items()},
-                'losses': {k: v.item() for k, v in model.get_current_losses().items()}},
+                'losses': {k: v.item() for k, v in model.get_current_losses().items()},
+                'schedulers': [scheduler.state_dict() for scheduler in model.schedulers]},
                os.path.join(dump_dir, f'rank{rank}.pt'))
 
 
@@ -51,7 +63,7 @@ def spawn_ranks(argv_by_rank, dump_dir):
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp('ddp')
-    data = make_aligned_pairs(str(root / 'data'), count=4, size=32, phases=('train',))
+    data = make_aligned_pairs(str(root / 'data'), count=4, size=32, phases=('train', 'test'))
     common = ['--dataroot', data, '--name', 'run', *ARGS]
     # One process, batch 2, three epochs in one go (numbered checkpoints after each).
     run('train.py', *common, '--checkpoints_dir', root / 'single', '--batch_size', 2, '--n_epochs', 3)
@@ -88,9 +100,13 @@ def biases_cancelled_by_instance_norm(net):
     return names
 
 
-def build(name):
+def build(name, hd=False):
+    """The network called name, as ARGS (and HD_ARGS, with hd) build it."""
     if name.startswith('G'):
-        return networks.define_G(3, 3, 8, 'unet_32', 'instance', False)
+        return networks.define_G(3, 3, 8, 'unet_16' if hd else 'unet_32', 'instance', False,
+                                 upsample='resize' if hd else 'transpose')
+    if hd:
+        return discriminators.define_D(6, 8, 'multiscale', 2, 'instance', num_D=2, spectral=True)
     return networks.define_D(6, 8, 'basic', 3, 'instance')
 
 
@@ -99,13 +115,13 @@ def max_difference(a, b, skip=()):
     return max((a[k] - b[k]).abs().max().item() for k in a if k not in skip)
 
 
-def assert_same_networks(expected, actual):
+def assert_same_networks(expected, actual, hd=False):
     """Weights within 1e-5 (but for the cancelled biases), and G's outputs within 1e-5."""
     for name in NETWORKS:
-        net = build(name)
+        net = build(name, hd)
         assert max_difference(expected[name], actual[name], biases_cancelled_by_instance_norm(net)) < 1e-5, name
     for name in ('G', 'G_ema'):
-        G, G2 = build(name), build(name)
+        G, G2 = build(name, hd), build(name, hd)
         G.load_state_dict(expected[name])
         G2.load_state_dict(actual[name])
         x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -151,12 +167,14 @@ def test_checkpoints_have_the_single_process_format(runs):
         assert list(saved) == list(build(name).state_dict())  # no 'module.' prefix, same keys in the same order
 
 
-def test_logged_losses_are_the_mean_over_ranks(runs):
-    def lines(folder):
-        log = (folder / 'run' / 'loss_log.txt').read_text()
-        return [dict((k, float(v)) for k, v in re.findall(r'(\w+): (-?[\d.]+)', line))
-                for line in log.splitlines() if line.startswith('(epoch')]
+def lines(folder):
+    """The values of each line of folder/run/loss_log.txt."""
+    log = (folder / 'run' / 'loss_log.txt').read_text()
+    return [dict((k, float(v)) for k, v in re.findall(r'(\w+): (-?[\d.]+)', line))
+            for line in log.splitlines() if line.startswith('(epoch')]
 
+
+def test_logged_losses_are_the_mean_over_ranks(runs):
     ddp = lines(runs['root'] / 'ddp')
     # The last line (epoch 3, after the resume) holds the mean of the two ranks' last losses ...
     rank0, rank1 = (dump['losses'] for dump in runs['resumed'])
@@ -184,3 +202,55 @@ def test_compiled_networks_train_under_ddp_like_eager_ones(runs, tmp_path):
     compiled = checkpoint(tmp_path, 2)
     assert all(list(compiled[name]) == list(build(name).state_dict()) for name in 'GD')
     assert_same_networks(checkpoint(runs['root'] / 'ddp', 2), compiled)  # measured: 7e-7 apart at most
+
+
+@pytest.fixture(scope='module')
+def hd_runs(runs, vgg_weights):
+    """One process with batch 2 and two ranks with batch 1, for 2 epochs, with every option of HD_ARGS."""
+    root = runs['root']
+    common = ['--dataroot', runs['data'], '--name', 'run', *ARGS, *HD_ARGS, '--vgg_weights', vgg_weights,
+              '--n_epochs', 2]
+    run('train.py', *common, '--checkpoints_dir', root / 'hd_single', '--batch_size', 2)
+    argv = [*common, '--checkpoints_dir', root / 'hd_ddp', '--batch_size', 1, '--dist_url', 'file://' + str(root / 'meet_hd')]
+    spawn_ranks([argv, argv], root / 'dump_hd')
+    return root
+
+
+def test_pix2pixhd_and_spade_options_take_the_same_steps_on_two_ranks(hd_runs):
+    assert_same_networks(checkpoint(hd_runs / 'hd_single', 2), checkpoint(hd_runs / 'hd_ddp', 2), hd=True)
+    ddp, single = lines(hd_runs / 'hd_ddp'), lines(hd_runs / 'hd_single')
+    assert len(ddp) == len(single) == 4 and {'G_feat', 'G_VGG'} <= set(ddp[-1])
+    for mine, theirs in zip(ddp, single):
+        assert (mine['epoch'], mine['iters']) == (theirs['epoch'], theirs['iters'])
+        for k in ('G_GAN', 'G_L1', 'D_real', 'D_fake', 'G_feat', 'G_VGG'):
+            assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)
+
+
+def val_log(folder):
+    return [json.loads(line) for line in (folder / 'run' / 'val_log.jsonl').read_text().splitlines()]
+
+
+def test_rank_0_validates_and_every_rank_follows_its_scores(runs):
+    single, ddp = val_log(runs['root'] / 'single'), val_log(runs['root'] / 'ddp')
+    # Once per epoch: the resumed run does not validate again the epoch its save recorded.
+    assert [line['epoch'] for line in ddp] == [line['epoch'] for line in single] == [1, 2, 3]
+    for mine, theirs in zip(ddp, single):
+        assert mine['images'] == 4 and mine['best'] == theirs['best']
+        for name in ('G', 'G_ema'):
+            for metric, value in theirs['scores'][name].items():
+                assert mine['scores'][name][metric] == pytest.approx(value, rel=1e-3), (name, metric)
+    # --plateau_on val: rank 1, which validates nothing, stepped its schedulers with rank 0's L1.
+    for stage, epochs in (('fresh', 2), ('resumed', 3)):
+        rank0, rank1 = (dump['schedulers'] for dump in runs[stage])
+        assert rank0 == rank1
+        expected = plateau_state([line['scores']['G']['l1'] for line in ddp[:epochs]], 'l1')
+        for state in rank0:
+            assert {k: state[k] for k in ('last_epoch', 'best', 'num_bad_epochs')} == \
+                {k: expected[k] for k in ('last_epoch', 'best', 'num_bad_epochs')}
+
+
+def test_tensorboard_is_written_by_rank_0_with_the_steps_of_one_process(runs):
+    ddp, single = tensorboard_points(runs['root'] / 'ddp' / 'run'), tensorboard_points(runs['root'] / 'single' / 'run')
+    assert ddp.keys() == single.keys() and {'val/G/l1', 'val/G_ema/ssim', 'loss/G_L1', 'learning_rate'} <= set(ddp)
+    for tag in single:
+        assert [step for step, _ in ddp[tag]] == [step for step, _ in single[tag]], tag

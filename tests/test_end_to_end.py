@@ -104,7 +104,7 @@ def test_overfitting_four_pairs_drives_L1_down(runner, tmp_path):
     (['--netG', 'unet_64', '--crop_size', '48', '--load_size', '48'], 'multiples of 64'),
     (['--crop_size', '64', '--load_size', '32'], 'larger than --load_size'),
     (['--direction', 'AB'], 'choose AtoB or BtoA'),
-    (['--gan_mode', 'hinge'], 'choose from vanilla, lsgan, wgangp'),
+    (['--gan_mode', 'relativistic'], 'choose from vanilla, lsgan, wgangp, hinge'),
     (['--device', 'tpu'], 'choose auto, cpu, cuda'),
     (['--norm', 'syncbatch', '--device', 'cpu'], 'needs CUDA'),
     (['--dataroot', '/nonexistent/facades'], '/nonexistent/facades/train is not a directory'),

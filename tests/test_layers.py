@@ -1,5 +1,5 @@
 """The layers of docs/architecture.md: util at the bottom, then data, then models, then options, then the
-commands (train.py, test.py). No module imports from a layer above its own, and there is no import circle:
+commands (train.py, test.py, export.py, app.py). No module imports from a layer above its own, and there is no import circle:
 every product module imports first and alone."""
 import ast
 import os
@@ -8,12 +8,13 @@ import sys
 
 from tests.scripts import REPO
 
-LAYERS = {'util': 0, 'data': 1, 'models': 2, 'options': 3, 'train': 4, 'test': 4}
+LAYERS = {'util': 0, 'data': 1, 'models': 2, 'options': 3, 'train': 4, 'test': 4, 'export': 4, 'app': 4}
+COMMANDS = ('train', 'test', 'export', 'app')
 
 
 def product_modules():
     """{dotted module name: path} for every module of the layers."""
-    modules = {'train': os.path.join(REPO, 'train.py'), 'test': os.path.join(REPO, 'test.py')}
+    modules = {command: os.path.join(REPO, f'{command}.py') for command in COMMANDS}
     for package in ('util', 'data', 'models', 'options'):
         for folder, _, names in os.walk(os.path.join(REPO, package)):
             for name in names:

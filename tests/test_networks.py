@@ -94,7 +94,7 @@ def test_gan_losses_and_targets():
     wgan = networks.GANLoss('wgangp')
     assert wgan(logits, True).item() == pytest.approx(-1.0) and wgan(logits, False).item() == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        networks.GANLoss('hinge')
+        networks.GANLoss('relativistic')
 
 
 def test_gradient_penalty_of_a_linear_critic_is_exact():
@@ -111,7 +111,8 @@ def test_gradient_penalty_of_a_linear_critic_is_exact():
 
 
 def lr_sequence(policy, epochs, metrics=None, **opts):
-    opt = SimpleNamespace(lr_policy=policy, epoch_count=1, n_epochs=4, n_epochs_decay=4, lr_decay_iters=2, **opts)
+    opt = SimpleNamespace(**{'lr_policy': policy, 'epoch_count': 1, 'n_epochs': 4, 'n_epochs_decay': 4,
+                             'lr_decay_iters': 2, 'plateau_on': 'train', **opts})
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = networks.get_scheduler(optimizer, opt)
     lrs = []
@@ -130,5 +131,11 @@ def test_lr_policies():
     # plateau: a metric that stops improving cuts the rate by 5 after 5 stale epochs.
     plateau = lr_sequence('plateau', 9, metrics=[1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
     assert plateau[:7] == [1.0] * 7 and plateau[8] == pytest.approx(0.2)
+    # Following a validation score that rises when G improves (PSNR, SSIM): a rise is progress, a fall is not.
+    rising = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    assert lr_sequence('plateau', 9, metrics=rising, plateau_on='val', val_metric='psnr') == [1.0] * 9
+    assert lr_sequence('plateau', 9, metrics=rising, plateau_on='val', val_metric='l1')[8] == pytest.approx(0.2)
+    assert lr_sequence('plateau', 9, metrics=[-x for x in rising], plateau_on='val', val_metric='ssim')[8] == \
+        pytest.approx(0.2)
     with pytest.raises(ValueError):
         lr_sequence('exp', 1)

@@ -5,7 +5,7 @@ import os
 import re
 
 from tests.scripts import run
-from tests.tiny_data import make_aligned_pairs
+from tests.tiny_data import make_aligned_pairs, make_palette_pairs
 
 
 def quality(*args):
@@ -61,3 +61,26 @@ def test_untrained_baseline_and_bad_dataroot(tmp_path):
 
     missing = quality(tmp_path / 'nowhere')
     assert missing.returncode == 2 and 'nowhere/train is not a folder' in missing.stderr
+
+
+def test_semantic_score_columns_with_a_segmenter(tmp_path):
+    # Facades-like JPEG pairs (photo left, label map right), a segmenter trained on them, then the quality
+    # run: its table gains the semantic score of each generator and test mode, and the real photos' ceiling.
+    data = str(tmp_path / 'data')
+    make_palette_pairs(data, ((20, 20, 200), (230, 40, 40), (40, 200, 60), (240, 230, 50)), count=4, size=64)
+    segmenter = tmp_path / 'segmenter.pth'
+    run('scripts/train_segmenter.py', '--dataroot', data, '--direction', 'BtoA', '--crop_size', 32, '--epochs', 2,
+        '--batch_size', 2, '--width', 4, '--output', segmenter, '--device', 'cpu')
+    results = tmp_path / 'results'
+    proc = quality(data, '--iters', 4, '--name', 's', '--checkpoints_dir', tmp_path / 'ck', '--results_dir', results,
+                   '--segmenter', segmenter, '--ngf', 8, '--ndf', 8)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    figures = ('pixel_accuracy', 'class_accuracy', 'mean_iou')
+    for mode in ('train', 'eval'):
+        report = json.loads((results / f'{mode}_mode' / 's' / 'test_latest' / 'metrics.json').read_text())
+        mean, semantic = report['mean'], report['semantic']
+        row = (f'{"G":<14} {mode:<10} {4:>6} {mean["l1"]:>7.4f} {mean["psnr"]:>10.2f} {mean["ssim"]:>7.4f} ' +
+               ' '.join(f'{semantic["output"][k]:>9.4f}' for k in figures))
+        assert row in proc.stdout
+    ceiling = ' '.join(f'{semantic["target"][k]:>9.4f}' for k in figures)
+    assert re.search(r'^real photos +\(ceiling\) +' + re.escape(ceiling) + '$', proc.stdout, re.M)

@@ -171,5 +171,5 @@ def test_a_reference_file_round_trips_and_infers_its_options(tmp_path):
     torch.save({'module.' + k: v for k, v in state.items()}, path)  # as saved from DataParallel
     loaded = checkpoint.load_state_dict(str(path))
     assert checkpoint.infer_generator_options(loaded) == dict(input_nc=3, output_nc=3, ngf=8, netG='unet_64',
-                                                              norm='batch', no_dropout=None)
+                                                              norm='batch', no_dropout=None, upsample='transpose')
     networks.define_G(3, 3, 8, 'unet_64', 'batch').load_state_dict(loaded, strict=True)

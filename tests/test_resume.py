@@ -1,5 +1,6 @@
 """--continue_train continues exactly: a run killed with kill -9, or stopped by SIGTERM/SIGINT, then
-resumed, ends with the same weights (and weight average, --ema_decay) as a run never interrupted. A NaN
+resumed, ends with the same weights (and weight average, --ema_decay), validation scores, best checkpoints
+and TensorBoard curves as a run never interrupted; validation itself leaves the training as it was. A NaN
 loss stops without saving."""
 import json
 import os
@@ -10,8 +11,9 @@ import signal
 import pytest
 import torch
 
-from tests.saved_networks import assert_same_latest_networks, latest_networks
+from tests.saved_networks import assert_same_latest_networks, latest_networks, tensorboard_points
 from tests.tiny_data import make_aligned_pairs
+from util.display.loss_plot import ValidationLog
 from util.training import state as training_state
 
 # 7 pairs in batches of 2 (the last one partial), random 64-pixel crops of 72-pixel images with flips,
@@ -19,7 +21,8 @@ from util.training import state as training_state
 # kernels are not deterministic (two uninterrupted runs on an H200 differ by 1e-2 after 28 samples).
 ARGS = ['--device', 'cpu', '--netG', 'unet_64', '--ngf', 8, '--ndf', 8, '--load_size', 72, '--crop_size', 64, '--batch_size', 2,
         '--n_epochs', 2, '--n_epochs_decay', 2, '--print_freq', 2, '--save_latest_freq', 6, '--seed', 3,
-        '--display_id', 0, '--num_threads', 0, '--no_html', '--ema_decay', 0.9, '--ema_every', 2]
+        '--display_id', 0, '--num_threads', 0, '--no_html', '--ema_decay', 0.9, '--ema_every', 2,
+        '--val_freq', 1, '--tensorboard', '--display_freq', 4]
 NETWORKS = ('G', 'D', 'G_ema')
 EPOCH_2_STARTED = r'\(epoch: 2, iters: 2,'  # printed after the save at total_iters 6 (epoch 1, 6 of 7 seen)
 
@@ -27,15 +30,16 @@ EPOCH_2_STARTED = r'\(epoch: 2, iters: 2,'  # printed after the save at total_it
 @pytest.fixture(scope='module')
 def setup(runner, tmp_path_factory):
     root = tmp_path_factory.mktemp('resume')
-    data = make_aligned_pairs(str(root / 'data'), count=7, size=32, phases=('train',))
+    data = make_aligned_pairs(str(root / 'data'), count=7, size=32, phases=('train', 'val'))
     checkpoints = root / 'checkpoints'
 
     def train(name, *extra, **kwargs):
         return runner.run('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name,
                           *ARGS, *extra, **kwargs)
 
-    def start(name):
-        return runner.start('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name, *ARGS)
+    def start(name, *extra):
+        return runner.start('train.py', '--dataroot', data, '--checkpoints_dir', checkpoints, '--name', name, *ARGS,
+                            *extra)
 
     train('uninterrupted')
     return checkpoints, train, start
@@ -70,6 +74,54 @@ def test_killed_run_resumes_to_the_same_weights(setup):
     for got_optimizer, expected_optimizer in zip(got['optimizers'], expected['optimizers']):
         for index, moments in expected_optimizer['state'].items():
             assert torch.equal(got_optimizer['state'][index]['exp_avg_sq'], moments['exp_avg_sq'])
+    assert_same_validation_and_curves(checkpoints / 'killed', checkpoints / 'uninterrupted')
+
+
+def assert_same_validation_and_curves(folder, expected_folder):
+    """The same scores for every validated epoch (a validation the kill cut off from its save is done again
+    and logged twice; the later line counts), the same best checkpoints, and TensorBoard curves and images
+    with the same points once each."""
+    validations = [ValidationLog(f / 'val_log.jsonl').points() for f in (folder, expected_folder)]
+    assert validations[0] == validations[1] and [epoch for epoch, _ in validations[1]] == [1, 2, 3, 4]
+    for name in ('G', 'G_ema'):
+        assert (folder / f'best_net_{name}.json').read_text() == (expected_folder / f'best_net_{name}.json').read_text()
+        best, expected = (torch.load(f / f'best_net_{name}.pth', weights_only=True) for f in (folder, expected_folder))
+        assert best.keys() == expected.keys() and all(torch.equal(best[k], expected[k]) for k in expected)
+    got, expected = tensorboard_points(folder), tensorboard_points(expected_folder)
+    assert got.keys() == expected.keys() and len(got) == 4 + 1 + 6 + 3  # losses, rate, 2 x 3 scores, 3 visuals
+    for tag in expected:
+        assert got[tag] == expected[tag], tag
+        steps = [step for step, _ in got[tag]]
+        assert steps == sorted(set(steps)), tag  # no step twice
+
+
+def test_validation_leaves_the_training_as_it_was(setup):
+    # Validation's dropout draws from a stream of its own, and batch norm's running statistics are not touched.
+    checkpoints, train, start = setup
+    train('not_validated', '--val_freq', 0)
+    assert_same_weights(checkpoints / 'not_validated', checkpoints / 'uninterrupted')
+    assert not (checkpoints / 'not_validated' / 'val_log.jsonl').exists()
+
+
+def test_killed_run_with_pix2pixhd_and_spade_options_resumes_to_the_same_weights(setup):
+    # A multi-scale, spectral-norm D (its power iteration's vectors are saved with it), feature matching, the
+    # hinge loss, D's own rate and resize upsampling. (The VGG loss has no state to resume: fixed weights.)
+    checkpoints, train, start = setup
+    losses = ['--lambda_feat', 10, '--gan_mode', 'hinge']
+    architecture = ['--netD', 'multiscale', '--spectral_norm_D', '--upsample', 'resize']
+    train('hd_uninterrupted', *losses, *architecture, '--lr_D', 4e-4)
+    child = start('hd_killed', *losses, *architecture, '--lr_D', 4e-4)
+    child.wait_for(EPOCH_2_STARTED)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+
+    # The architecture comes from architecture.json and --lr_D from the training state: not typed again.
+    resumed = train('hd_killed', '--continue_train', *losses)
+
+    assert 'upsample: resize' in resumed.stdout and 'lr_D: 0.0004' in resumed.stdout
+    assert_same_weights(checkpoints / 'hd_killed', checkpoints / 'hd_uninterrupted')
+    D = networks(checkpoints / 'hd_killed')['D']
+    assert 'scales.1.model.0.parametrizations.weight.0._u' in D
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
@@ -93,6 +145,7 @@ def test_signal_saves_exits_cleanly_and_resumes_exactly(setup, signum):
 
     train(name, '--continue_train')
     assert_same_weights(folder, checkpoints / 'uninterrupted')
+    assert_same_validation_and_curves(folder, checkpoints / 'uninterrupted')
 
 
 def test_state_holds_everything_and_loads_with_weights_only(setup):

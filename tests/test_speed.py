@@ -1,6 +1,7 @@
 """Speed options (--amp, --channels_last, --compile, --adam_impl), the small-convolution matmul path, and
 scripts/benchmark.py: each changes what it should and nothing else. No test asserts a time."""
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -15,6 +16,7 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.scripts import PYTHON, REPO, TINY_NET, needs_cxx, run
 from tests.tiny_data import make_aligned_pairs
+from util.errors import UserError
 from util.images import tensor2im
 
 torch.set_num_threads(1)  # other tests share the cores
@@ -151,6 +153,31 @@ def test_compiled_model_trains_and_matches_eager(tmp_path):
         assert model.fake_B.shape == (1, 3, 32, 32)
     for key in losses[0]:
         assert losses[1][key] == pytest.approx(losses[0][key], rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize('flags,message', [
+    (('--compile_mode', 'reduce-overhead'), '--compile_mode reduce-overhead is a mode of --compile: add --compile'),
+    (('--compile', '--compile_mode', 'reduce-overhead'), 'records CUDA graphs, which need CUDA (--device is cpu)'),
+])
+def test_compile_mode_needs_compile_and_cuda_graphs_need_cuda(tmp_path, flags, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        tiny_model(tmp_path, *flags)
+
+
+def test_cuda_graph_modes_mark_a_new_step_at_each_generator_forward(tmp_path, monkeypatch):
+    # CUDA graphs replay into the memory of the previous step's outputs; each training step and each test
+    # forward must tell torch that a new step begins, or reading fake_B would raise on the GPU.
+    marks = []
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(1))
+    model = tiny_model(tmp_path)
+    model.set_input(random_pair())
+    model.optimize_parameters()
+    model.test()
+    assert marks == []  # eager and --compile_mode default: nothing to mark
+    model.opt.compile, model.opt.compile_mode = True, 'reduce-overhead'  # the CUDA check is the options' (above)
+    model.optimize_parameters()
+    model.test()
+    assert len(marks) == 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,6 +350,24 @@ def test_benchmark_quick_writes_the_figures(tmp_path):
     flops = {(r['size'], r['batch']): r['gflop_per_iter'] for r in rows if r['variant'] == 'fp32'}
     assert flops[(32, 2)] == pytest.approx(2 * flops[(32, 1)], rel=0.01)  # FLOPs grow with the batch
     assert 'speedup' in result.stdout and 'GFLOP/s' in result.stdout  # the printed table
+
+
+def test_benchmark_times_training_options_against_the_default(tmp_path):
+    out = tmp_path / 'bench.json'
+    run('scripts/benchmark.py', '--devices', 'cpu', '--sizes', 64, '--batch_sizes', 1, '--amp', 'none', '--no_baseline',
+        '--options', 'feat,vgg,ema', '--variant', 'hd=--netD multiscale --lambda_feat 10', '--ngf', 8, '--ndf', 8,
+        '--iters', 1, '--warmup', 0, '--threads', 1, '--json', out)
+    rows = {r['variant']: r for r in json.loads(out.read_text())['results']}
+    assert list(rows) == ['fp32', 'fp32+feat', 'fp32+vgg', 'fp32+ema', 'fp32+hd']
+    assert rows['fp32+hd']['flags'] == '--netD multiscale --lambda_feat 10' and rows['fp32']['flags'] == ''
+    flops = {name: r['gflop_per_iter'] for name, r in rows.items()}
+    # Feature matching runs D once more; the VGG loss runs VGG19 three times; a second scale adds a quarter D.
+    assert flops['fp32'] < flops['fp32+feat'] < flops['fp32+hd'] and flops['fp32+vgg'] > 2 * flops['fp32']
+    assert flops['fp32+ema'] == flops['fp32']  # FLOPs are counted in optimize_parameters(); the average is apart
+    assert 'time_vs_default' not in rows['fp32']
+    for name in ('fp32+feat', 'fp32+vgg', 'fp32+ema', 'fp32+hd'):
+        assert rows[name]['time_vs_default'] == pytest.approx(
+            rows[name]['train_s_per_iter'] / rows['fp32']['train_s_per_iter'], abs=0.01)
 
 
 def test_gradient_scaler_wiring_takes_the_unscaled_steps(tmp_path):

@@ -158,6 +158,23 @@ def test_loss_plot_has_every_point_under_the_loss_names(visdom_server, filled_en
     assert data["content"]["layout"]["xaxis"]["title"] == "epoch"
 
 
+def test_validation_plots_have_a_line_per_network(visdom_server):
+    display = VisdomDisplay(server="http://127.0.0.1", port=visdom_server.port, env="validation", display_id=1,
+                            name="exp")
+    display.plot_validation(1, {"G": {"l1": 0.3, "psnr": 9.0}, "G_ema": {"l1": 0.31, "psnr": float("inf")}})
+    display.plot_validation(2, {"G": {"l1": 0.2, "psnr": 10.0}, "G_ema": {"l1": 0.25, "psnr": 9.5}})
+    windows = window(visdom_server, "validation")
+    assert sorted(windows) == ["1_val_l1", "1_val_psnr"]  # beside the reference's windows 1, 2 and 3
+    for metric, expected in (("l1", {"G": [0.3, 0.2], "G_ema": [0.31, 0.25]}),
+                             ("psnr", {"G": [9.0, 10.0], "G_ema": [None, 9.5]})):  # PSNR inf: a gap
+        plot = windows["1_val_" + metric]
+        assert plot["title"] == "exp validation " + metric
+        assert plot["content"]["layout"]["xaxis"]["title"] == "epoch"
+        traces = plot["content"]["data"]
+        assert {trace["name"]: trace["x"] for trace in traces} == {"G": [1, 2], "G_ema": [1, 2]}
+        assert {trace["name"]: trace["y"] for trace in traces} == expected
+
+
 def test_image_window_holds_the_grid_as_png(visdom_server, filled_env):
     data = window(visdom_server, filled_env, "2")
     assert data["title"] == "exp images"

@@ -62,10 +62,10 @@ def atomic_torch_save(obj, path):
 
 
 # What atomic_write leaves behind when killed: .NAME.RANDOM.tmp
-STALE_TEMPORARY = re.compile(r'^\..+\.(pth|json|txt)\.[^.]+\.tmp$')
+STALE_TEMPORARY = re.compile(r'^\..+\.(pth|json|txt|onnx|pt2)\.[^.]+\.tmp$')
 
 
-def ensure_writable(directory):
+def ensure_writable(directory, what='checkpoints', flag='--checkpoints_dir'):
     """Fail at the start, with the fix, rather than at the first save hours later."""
     try:
         os.makedirs(directory, exist_ok=True)
@@ -73,8 +73,8 @@ def ensure_writable(directory):
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        raise UserError(f'cannot write checkpoints to {directory}: {e.strerror or e}. Choose a writable '
-                        f'--checkpoints_dir (or fix the permissions of that folder).')
+        raise UserError(f'cannot write {what} to {directory}: {e.strerror or e}. Choose a writable '
+                        f'{flag} (or fix the permissions of that folder).')
 
 
 def remove_stale_temporaries(directory):

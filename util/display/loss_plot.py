@@ -1,18 +1,21 @@
-"""The loss curves of a loss_log.txt drawn as inline SVG, for the training web page.
+"""The loss curves of a loss_log.txt, and the validation scores of a val_log.jsonl, drawn as inline SVG
+for the training web page.
 
 Drawn by hand rather than with a plotting library: a few lines and labels need no dependency,
 and the page stays one self-contained file that any browser shows.
 """
+import json
 import math
 import re
 
-from dominate.svg import line, polyline, rect, svg, text
+from dominate.svg import line, polyline, rect, svg, text, tspan
 from dominate.tags import div, p
 
 # A loss line as Visualizer.print_current_losses (and the reference) writes it:
 # (epoch: 3, iters: 200, time: 0.051, data: 0.002) G_GAN: 0.812 G_L1: 12.345 D_real: 0.301 D_fake: 0.288
 LOSS_LINE = re.compile(r'^\(epoch: (\d+), iters: (\d+),[^)]*\) (.*)$')
 LOSS_VALUE = re.compile(r'(\S+): (\S+)')
+VALIDATION_LOG = 'val_log.jsonl'  # in the checkpoint folder, beside loss_log.txt
 # A curve with more points than this is drawn through the means of consecutive runs of points.
 MAX_POINTS = 400
 COLORS = ('#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf')
@@ -20,40 +23,50 @@ WIDTH, HEIGHT = 360, 190
 LEFT, RIGHT, TOP, BOTTOM = 52, 12, 26, 34
 
 
-class LossLog:
-    """The loss lines of a loss_log.txt. Each points() call parses only the lines appended since
-    the last, so redrawing the charts at every print stays cheap in a long run."""
+class AppendedLog:
+    """A log file that runs append lines to. Each points() call parses only the lines appended since the
+    last, so redrawing the charts at every print stays cheap in a long run.
+
+    Every run appends: a run that starts again at an earlier point (a new run under the same name, or
+    --continue_train from an older checkpoint) replaces the points from its start on."""
 
     def __init__(self, path):
         self.path = path
         self.offset = 0  # bytes of the file parsed so far (whole lines only)
-        self.entries = []  # (epoch, iters, {loss name: value})
+        self.entries = []
+
+    def new_lines(self):
+        try:
+            with open(self.path, 'rb') as log:
+                log.seek(self.offset)
+                appended = log.read()
+        except FileNotFoundError:  # nothing logged yet
+            return []
+        complete = appended[:appended.rfind(b'\n') + 1]  # a line still being written waits for the next call
+        self.offset += len(complete)
+        return complete.decode('utf-8', errors='replace').splitlines()
+
+
+def latest_run(points):
+    """[(x, values)] in file order, without the points a later line with an earlier or equal x replaced."""
+    kept = []
+    for x, values in points:
+        while kept and kept[-1][0] >= x:
+            kept.pop()
+        kept.append((x, values))
+    return kept
+
+
+class LossLog(AppendedLog):
+    """The loss lines of a loss_log.txt."""
 
     def points(self):
         """[(x, {loss name: value})] in the order trained, x in epochs trained (1.0 = end of epoch 1).
 
         The log does not say how many samples an epoch has; the largest `iters` it holds stands in
-        (exact once an epoch ended on a print, otherwise short by less than print_freq). The log is
-        appended to by every run: a run that starts again at an earlier epoch (a new run under the
-        same name, or --continue_train from an older checkpoint) replaces the points after its start.
+        (exact once an epoch ended on a print, otherwise short by less than print_freq).
         """
-        self._read_new_lines()
-        epoch_size = max([iters for _, iters, _ in self.entries] + [1])
-        points = []
-        for epoch, iters, values in self.entries:
-            x = epoch - 1 + iters / epoch_size
-            while points and points[-1][0] >= x:
-                points.pop()
-            points.append((x, values))
-        return points
-
-    def _read_new_lines(self):
-        with open(self.path, 'rb') as log:
-            log.seek(self.offset)
-            appended = log.read()
-        complete = appended[:appended.rfind(b'\n') + 1]  # a line still being written waits for the next call
-        self.offset += len(complete)
-        for row in complete.decode('utf-8', errors='replace').splitlines():
+        for row in self.new_lines():
             match = LOSS_LINE.match(row.strip())
             if match is None:
                 continue
@@ -64,33 +77,58 @@ class LossLog:
                 except ValueError:
                     continue
             self.entries.append((int(match.group(1)), int(match.group(2)), values))
+        epoch_size = max([iters for _, iters, _ in self.entries] + [1])
+        return latest_run((epoch - 1 + iters / epoch_size, values) for epoch, iters, values in self.entries)
 
 
-def loss_plots(points):
-    """A div of one chart per loss, each with its own y range: G_L1 near 30 beside D_real near
-    0.3 on one axis would flatten D_real to a line."""
+class ValidationLog(AppendedLog):
+    """The lines of a val_log.jsonl (util/training/validation.py writes them)."""
+
+    def points(self):
+        """[(epoch, {network: {metric: value}})], a missing value (PSNR of identical images) as inf."""
+        for row in self.new_lines():
+            try:
+                entry = json.loads(row)
+            except ValueError:  # not ours: ignored, as loss_log.txt's header lines are
+                continue
+            scores = {network: {metric: math.inf if value is None else value for metric, value in values.items()}
+                      for network, values in entry['scores'].items()}
+            self.entries.append((entry['epoch'], scores))
+        return latest_run(self.entries)
+
+
+def loss_plots(points, validation=()):
+    """A div of one chart per loss, each with its own y range (G_L1 near 30 beside D_real near 0.3 on one
+    axis would flatten D_real to a line), then one per validation metric with a line per network scored."""
     names = list(dict.fromkeys(name for _, values in points for name in values))
-    x_max = max([x for x, _ in points] + [1e-9])
+    metrics = list(dict.fromkeys(metric for _, scores in validation for values in scores.values() for metric in values))
+    x_max = max([x for x, _ in points] + [x for x, _ in validation] + [1e-9])
     charts = div(cls='loss-plots', style='display: flex; flex-wrap: wrap; gap: 8px')
     for index, name in enumerate(names):
         curve = [(x, values[name]) for x, values in points if name in values]
-        charts.add(loss_chart(name, curve, x_max, COLORS[index % len(COLORS)]))
-    if not names:
+        charts.add(chart(name, {name: curve}, x_max, [COLORS[index % len(COLORS)]], data_loss=name))
+    for metric in metrics:
+        networks = list(dict.fromkeys(network for _, scores in validation for network in scores))
+        curves = {network: [(x, scores[network][metric]) for x, scores in validation
+                            if metric in scores.get(network, {})] for network in networks}
+        charts.add(chart(f'val {metric}', curves, x_max, COLORS, data_metric=metric))
+    if not names and not metrics:
         charts.add(p('no losses logged yet'))
     return charts
 
 
-def loss_chart(name, curve, x_max, color):
-    finite = [(x, y) for x, y in curve if math.isfinite(y)]
-    caption = f'{name}: {finite[-1][1]:.4g} at epoch {finite[-1][0]:.2f}' if finite else f'{name}: no finite value'
-    if len(finite) < len(curve):
-        caption += f' ({len(curve) - len(finite)} not finite, left out)'
-    chart = svg(cls='loss-plot', width=WIDTH, height=HEIGHT, viewBox=f'0 0 {WIDTH} {HEIGHT}',
-                font_family='sans-serif', font_size=11, data_loss=name)
-    chart.add(text(caption, x=LEFT, y=16, font_size=12, font_weight='bold'))
-    chart.add(rect(x=LEFT, y=TOP, width=WIDTH - LEFT - RIGHT, height=HEIGHT - TOP - BOTTOM,
-                   fill='white', stroke='#999'))
-    ys = [y for _, y in finite] or [0.0]
+def chart(title, curves, x_max, palette, **data):
+    """An SVG chart of {label: [(x, y)]}, a line per label in the palette's colours, titled with each
+    line's last value (in its colour when there are several); data: data-* attributes naming it."""
+    colors = {label: palette[index % len(palette)] for index, label in enumerate(curves)}
+    finite = {label: [(x, y) for x, y in curve if math.isfinite(y)] for label, curve in curves.items()}
+    dropped = sum(len(curve) for curve in curves.values()) - sum(len(curve) for curve in finite.values())
+    picture = svg(cls='loss-plot', width=WIDTH, height=HEIGHT, viewBox=f'0 0 {WIDTH} {HEIGHT}',
+                  font_family='sans-serif', font_size=11, **data)
+    picture.add(caption(title, finite, colors, dropped))
+    picture.add(rect(x=LEFT, y=TOP, width=WIDTH - LEFT - RIGHT, height=HEIGHT - TOP - BOTTOM,
+                     fill='white', stroke='#999'))
+    ys = [y for curve in finite.values() for _, y in curve] or [0.0]
     y_ticks = nice_ticks(min(ys), max(ys), 4)
     x_ticks = nice_ticks(0, x_max, 5)
     y_low, y_high = y_ticks[0], y_ticks[-1]
@@ -102,14 +140,34 @@ def loss_chart(name, curve, x_max, color):
         return HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * (y - y_low) / (y_high - y_low)
 
     for y in y_ticks:
-        chart.add(line(x1=LEFT, x2=WIDTH - RIGHT, y1=f'{py(y):.1f}', y2=f'{py(y):.1f}', stroke='#e5e5e5'))
-        chart.add(text(f'{y:g}', x=LEFT - 4, y=f'{py(y):.1f}', text_anchor='end', dominant_baseline='middle'))
+        picture.add(line(x1=LEFT, x2=WIDTH - RIGHT, y1=f'{py(y):.1f}', y2=f'{py(y):.1f}', stroke='#e5e5e5'))
+        picture.add(text(f'{y:g}', x=LEFT - 4, y=f'{py(y):.1f}', text_anchor='end', dominant_baseline='middle'))
     for x in x_ticks:
-        chart.add(text(f'{x:g}', x=f'{px(x):.1f}', y=HEIGHT - BOTTOM + 14, text_anchor='middle'))
-    chart.add(text('epoch', x=(LEFT + WIDTH - RIGHT) / 2, y=HEIGHT - 4, text_anchor='middle', fill='#555'))
-    chart.add(polyline(points=' '.join(f'{px(x):.1f},{py(y):.1f}' for x, y in thin(finite)),
-                       fill='none', stroke=color, stroke_width=1.5, stroke_linejoin='round'))
-    return chart
+        picture.add(text(f'{x:g}', x=f'{px(x):.1f}', y=HEIGHT - BOTTOM + 14, text_anchor='middle'))
+    picture.add(text('epoch', x=(LEFT + WIDTH - RIGHT) / 2, y=HEIGHT - 4, text_anchor='middle', fill='#555'))
+    for label, curve in finite.items():
+        picture.add(polyline(points=' '.join(f'{px(x):.1f},{py(y):.1f}' for x, y in thin(curve)), fill='none',
+                             stroke=colors[label], stroke_width=1.5, stroke_linejoin='round', data_label=label))
+    return picture
+
+
+def caption(title, finite, colors, dropped):
+    """'G_L1: 12.3 at epoch 2.00', or with several lines 'val l1: G 0.179, G_ema 0.175 at epoch 3.00'."""
+    last = {label: curve[-1] for label, curve in finite.items() if curve}
+    line_text = text(x=LEFT, y=16, font_size=12, font_weight='bold', __pretty=False)  # no spaces between parts
+    if not last:
+        line_text.add(f'{title}: no finite value')
+    elif len(finite) == 1:
+        (x, y), = last.values()
+        line_text.add(f'{title}: {y:.4g} at epoch {x:.2f}')
+    else:
+        line_text.add(f'{title}:')
+        for index, (label, (_, y)) in enumerate(last.items()):
+            line_text.add(tspan(f' {label} {y:.4g}' + (',' if index < len(last) - 1 else ''), fill=colors[label]))
+        line_text.add(f' at epoch {max(x for x, _ in last.values()):.2f}')
+    if dropped:
+        line_text.add(f' ({dropped} not finite, left out)')
+    return line_text
 
 
 def thin(curve):

@@ -1,4 +1,4 @@
-"""Live training display in a visdom server: the latest images and the loss curves.
+"""Live training display in a visdom server: the latest images, the loss curves and the validation scores.
 
 Training must never wait on or fail because of the display: without a server the
 display turns itself off after one warning, and a server that goes away mid-run
@@ -49,6 +49,7 @@ class VisdomDisplay:
         self.vis = None
         self.legend = None
         self.plot_x, self.plot_y = [], []
+        self.validations = []  # (epoch, {network: {metric: value}})
         if display_id <= 0:
             return
         # The client logs a warning per HTTP session and one for running without its
@@ -108,6 +109,25 @@ class VisdomDisplay:
         self._send(self.vis.line, X=x, Y=y, win=str(self.display_id),
                    opts=dict(title=self.name + " loss over time", legend=self.legend,
                              xlabel="epoch", ylabel="loss"))
+
+    def plot_validation(self, epoch, scores):
+        """Add validation scores ({network: {metric: value}}) at x = epoch and redraw their plots: one per
+        metric, each in window <display_id>_val_<metric> with a line per network."""
+        if not self.enabled:
+            return
+        self.validations.append((float(epoch), scores))
+        networks = list(dict.fromkeys(name for _, point in self.validations for name in point))
+        metrics = list(dict.fromkeys(metric for _, point in self.validations for values in point.values()
+                                     for metric in values))
+        x = np.repeat(np.array([x for x, _ in self.validations])[:, None], len(networks), axis=1)
+        for metric in metrics:
+            # A score that is not finite (PSNR of identical images) is a gap, as a missing one is.
+            y = np.array([[point.get(name, {}).get(metric, math.nan) for name in networks]
+                          for _, point in self.validations], dtype=float)
+            y[~np.isfinite(y)] = math.nan
+            self._send(self.vis.line, X=x, Y=y, win="%d_val_%s" % (self.display_id, metric),
+                       opts=dict(title="%s validation %s" % (self.name, metric), legend=networks,
+                                 xlabel="epoch", ylabel=metric))
 
     @staticmethod
     def _to_rgb(batch):

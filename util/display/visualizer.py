@@ -1,5 +1,5 @@
 """What the user sees of training: loss lines on the console and in loss_log.txt, a progress bar,
-the live visdom display and the web page."""
+the live visdom display, the web page and TensorBoard's logs, with the validation scores in each."""
 import os
 import sys
 import time
@@ -7,7 +7,8 @@ import time
 from tqdm import tqdm
 
 from util.display import html
-from util.display.loss_plot import LossLog, loss_plots
+from util.display.loss_plot import VALIDATION_LOG, LossLog, ValidationLog, loss_plots
+from util.display.tensorboard import TensorBoardLog
 from util.display.visdom_display import VisdomDisplay, make_display
 from util.files import mkdirs
 from util.images import save_image, tensor2im
@@ -21,8 +22,10 @@ def progress_bar(iterable, enabled=True, **tqdm_args):
 
 
 class Visualizer:
-    def __init__(self, opt, is_main=True):
-        """is_main=False (every process but rank 0 under torchrun): shows, prints and writes nothing."""
+    def __init__(self, opt, is_main=True, step=0):
+        """is_main=False (every process but rank 0 under torchrun): shows, prints and writes nothing.
+        step: the samples trained on before this run (total_iters), from which on TensorBoard's points are
+        this run's."""
         self.opt = opt
         self.is_main = is_main
         self.name = opt.name
@@ -34,9 +37,13 @@ class Visualizer:
         self.bar = None
         self.log_name = os.path.join(self.expr_dir, 'loss_log.txt')
         self.loss_log = LossLog(self.log_name)
+        self.validation_log = ValidationLog(os.path.join(self.expr_dir, VALIDATION_LOG))
         self.display = make_display(opt) if is_main else VisdomDisplay(display_id=0)
+        self.tensorboard = None
         if not is_main:
             return
+        if opt.tensorboard:
+            self.tensorboard = TensorBoardLog(os.path.join(self.expr_dir, 'tensorboard'), first_step=step + 1)
         mkdirs(self.expr_dir)
         with open(self.log_name, 'a') as log_file:
             log_file.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
@@ -71,14 +78,30 @@ class Visualizer:
         if self.use_html:
             self.write_page()
 
-    def plot_current_losses(self, epoch, counter_ratio, losses):
-        """Add the losses to visdom's plot at x = epochs trained (counter_ratio: the part of this epoch done)."""
+    def plot_current_losses(self, epoch, counter_ratio, losses, step, learning_rate):
+        """Add the losses to visdom's plot at x = epochs trained (counter_ratio: the part of this epoch done),
+        and with the learning rate to TensorBoard at step (total_iters)."""
         self.display.plot_losses(epoch - 1 + counter_ratio, losses)
+        if self.tensorboard:
+            self.tensorboard.scalars({**{f'loss/{k}': v for k, v in losses.items()}, 'learning_rate': learning_rate},
+                                     step)
 
-    def display_current_results(self, visuals, epoch, save_result):
-        """Show visuals in visdom, and save them to the web page when save_result (every --update_html_freq)
-        or when this epoch has none there yet, as the reference does."""
+    def plot_validation(self, record):
+        """A validation's scores (util/training/validation.py's record) in visdom, TensorBoard and the web page,
+        whose charts are redrawn from val_log.jsonl."""
+        self.display.plot_validation(record['epoch'], record['scores'])
+        if self.tensorboard:
+            self.tensorboard.scalars({f'val/{name}/{metric}': value for name, values in record['scores'].items()
+                                      for metric, value in values.items()}, record['total_iters'])
+        if self.use_html:
+            self.write_page()
+
+    def display_current_results(self, visuals, epoch, save_result, step):
+        """Show visuals in visdom and TensorBoard (at step, total_iters), and save them to the web page when
+        save_result (every --update_html_freq) or when this epoch has none there yet, as the reference does."""
         self.display.show_images(visuals, epoch)
+        if self.tensorboard:
+            self.tensorboard.images({f'visuals/{label}': tensor2im(image) for label, image in visuals.items()}, step)
         if self.use_html and (save_result or not self.saved):
             self.saved = True
             self.save_current_results(visuals, epoch)
@@ -93,10 +116,13 @@ class Visualizer:
         self.write_page()
 
     def write_page(self):
-        """web/index.html: the loss charts redrawn from loss_log.txt, then the visuals by epoch, newest first."""
+        """web/index.html: the charts of the losses and validation scores, redrawn from loss_log.txt and
+        val_log.jsonl, then the visuals by epoch, newest first."""
         webpage = html.HTML(self.web_dir, f'Experiment name = {self.name}', refresh=60)
-        webpage.add_header('losses (from loss_log.txt)')
-        webpage.add(loss_plots(self.loss_log.points()))
+        validation = self.validation_log.points()
+        webpage.add_header('losses (from loss_log.txt)' + (f' and validation scores (from {VALIDATION_LOG})'
+                                                           if validation else ''))
+        webpage.add(loss_plots(self.loss_log.points(), validation))
         for n in range(self.page_epoch, 0, -1):
             names = [f'epoch{n:03d}_{label}.png' for label in self.page_labels]
             if not all(os.path.exists(os.path.join(webpage.get_image_dir(), name)) for name in names):
@@ -104,3 +130,7 @@ class Visualizer:
             webpage.add_header(f'epoch [{n}]')
             webpage.add_images(names, self.page_labels, names, width=self.opt.display_winsize)
         webpage.save()
+
+    def close(self):
+        if self.tensorboard:
+            self.tensorboard.close()

@@ -27,6 +27,17 @@ LABELS_TO_PHOTO = ('real_A', 'fake_B', 'real_B')  # the visuals the semantic sco
 METRICS = ('l1', 'psnr', 'ssim')
 # Worst first: the largest L1, the lowest PSNR or SSIM.
 WORST_FIRST_DESCENDING = {'l1': True, 'psnr': False, 'ssim': False}
+# The scores a checkpoint can be ranked by (train.py --val_metric).
+RANKED_METRICS = tuple(WORST_FIRST_DESCENDING)
+
+
+def lower_is_better(metric):
+    return WORST_FIRST_DESCENDING[metric]
+
+
+def is_better(metric, score, than):
+    """Whether score beats than (None: no score yet) on metric."""
+    return than is None or (score < than if lower_is_better(metric) else score > than)
 
 
 def target_pair(visual_names):

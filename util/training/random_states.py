@@ -1,6 +1,7 @@
 """The random generators training draws from in the training process, saved and put back for an exact
 resume. Crops and flips are not among them: they come from (seed, epoch, sample index) wherever the
 sample is loaded (data/base_dataset.py), so DataLoader workers need no state of their own."""
+import contextlib
 import random
 
 import numpy as np
@@ -41,3 +42,19 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def side_stream(device, seed):
+    """Inside: torch's generators (the CPU's and the device's) seeded with seed; after: exactly as before.
+    For work between training steps that draws random numbers (validation's dropout), so that the
+    training's own streams go on as if it had not run."""
+    devices = [] if device.type == 'cpu' else [device]
+    with torch.random.fork_rng(devices=devices, device_type='cuda' if device.type == 'cpu' else device.type):
+        torch.default_generator.manual_seed(seed)
+        if device.type == 'cuda':  # this device's generator only: the others were not saved
+            index = torch.cuda.current_device() if device.index is None else device.index
+            torch.cuda.default_generators[index].manual_seed(seed)
+        elif device.type == 'mps':
+            torch.mps.manual_seed(seed)
+        yield

@@ -2,11 +2,12 @@
 
 Every latest save writes, after the reference-compatible latest_net_G.pth and latest_net_D.pth,
 checkpoints/NAME/latest_train_state.pth: the model's state (networks, weight averages, optimizers,
-schedulers, gradient scaler: BaseModel.state_dict), the counters, the options (JSON) and the random
-states of every process. It is one file renamed into place, so it is always a consistent snapshot
-whatever moment a crash hits; --continue_train takes everything from it (the networks included, so it
-never pairs new weights with old moments) and the net files serve test.py and the reference. It loads
-with torch.load(weights_only=True): tensors, numbers and strings only.
+schedulers, gradient scaler: BaseModel.state_dict), the counters, what validation knows (--val_freq:
+util/training/validation.py), the options (JSON) and the random states of every process. It is one file
+renamed into place, so it is always a consistent snapshot whatever moment a crash hits; --continue_train
+takes everything from it (the networks included, so it never pairs new weights with old moments) and the
+net files serve test.py and the reference. It loads with torch.load(weights_only=True): tensors, numbers
+and strings only.
 
 Resuming re-creates the interrupted epoch's data order from (seed, epoch), which is all the sampler's
 shuffle depends on, and starts the sampler after the samples already seen, so they are not even loaded.
@@ -85,6 +86,7 @@ class TrainingState:
         self.saved = self.read_for_resume() if opt.continue_train else None
         self.saved_iters = None  # total_iters of the newest good latest checkpoint, if any
         self.losses = LossWatch()
+        self.validation = {}  # the last validated epoch, its scores and the best ones (util/training/validation.py)
 
     def read_for_resume(self):
         if self.opt.epoch != 'latest' or self.opt.load_iter > 0:
@@ -104,11 +106,12 @@ class TrainingState:
                 print(f'note: --{key} {getattr(self.opt, key)} ignored: resuming the run saved with '
                       f'--{key} {options[key]} (it decides the data order and the learning-rate schedule)')
             setattr(self.opt, key, options[key])
-        # The optimizers come back with their own settings; a typed --lr or --beta1 replaces them (restore()).
-        for key in ('lr', 'beta1'):
-            if key not in self.opt.explicit:
+        # The optimizers come back with their own settings; a typed --lr, --lr_D or --beta1 replaces them
+        # (restore()). A save from before --lr_D has none: its D trained at --lr.
+        for key in ('lr', 'lr_D', 'beta1'):
+            if key not in self.opt.explicit and key in options:
                 setattr(self.opt, key, options[key])
-        self.saved_lr = options['lr']
+        self.saved_options = options
         current = options_dict(self.opt)
         changed = [f'--{k} {options[k]} -> {current[k]}' for k in sorted(options)
                    if k in current and current[k] != options[k] and k not in ('continue_train', 'explicit')]
@@ -123,10 +126,12 @@ class TrainingState:
             return
         saved, self.saved = self.saved, None
         model.load_state_dict(saved)
-        # A typed --lr or --beta1 rescales the whole schedule, e.g. to resume a diverged run more gently.
-        model.retune_optimizers(self.opt.lr / self.saved_lr, self.opt.beta1)
+        # A typed --lr, --lr_D or --beta1 rescales the whole schedule, e.g. to resume a diverged run more gently.
+        rates, saved_rates = model.optimizer_rates(vars(self.opt)), model.optimizer_rates(self.saved_options)
+        model.retune_optimizers([rate / saved_rate for rate, saved_rate in zip(rates, saved_rates)], self.opt.beta1)
         self.progress = Progress.from_state_dict(saved)
         self.saved_iters = self.progress.total_iters
+        self.validation = saved.get('validation', {})  # absent from saves made before validation existed
         ranks = saved['rng']
         if len(ranks) == world_size():
             set_rng_states(ranks[rank()])
@@ -172,6 +177,7 @@ class TrainingState:
                 **self.progress.state_dict(),
                 **model.state_dict(),
                 'options': json.dumps(options_dict(self.opt), sort_keys=True),
+                'validation': self.validation,
                 'rng': states,
             }, self.path)
         self.saved_iters = self.progress.total_iters

@@ -1,0 +1,48 @@
+"""test.py on one image file, or on a folder of single images without the train/test layout: the generator alone
+(--model test), with the usual gallery."""
+import os
+
+import numpy as np
+from PIL import Image
+
+from tests.tiny_data import pair_image
+
+
+def translate(runner, tiny_run, dataroot, results, *args, check=True):
+    return runner.run('test.py', '--dataroot', dataroot, '--name', 'tiny', '--checkpoints_dir', tiny_run.checkpoints,
+                      '--results_dir', results, '--preprocess', 'none', '--eval', *args, check=check)
+
+
+def pixels(path):
+    return np.asarray(Image.open(path))
+
+
+def test_a_folder_of_single_images_and_one_image_file_give_the_same_gallery(runner, tiny_run, tmp_path):
+    folder = tmp_path / 'photos'
+    photo = pair_image(str(folder / 'photo.png'), 40, 24, seed=1)
+    pair_image(str(folder / 'more' / 'other.png'), 32, 32, seed=2)  # subfolders are searched too
+
+    proc = translate(runner, tiny_run, folder, tmp_path / 'from_folder')
+    assert 'single images, not A|B pairs in test/: translating them with the generator alone (--model test)' in proc.stdout
+    gallery = tmp_path / 'from_folder' / 'tiny' / 'test_latest'
+    assert sorted(os.listdir(gallery / 'images')) == ['more_other_fake.png', 'more_other_real.png',
+                                                       'photo_fake.png', 'photo_real.png']
+    assert 'processed 2 images' in proc.stdout
+    assert (pixels(gallery / 'images' / 'photo_real.png') == photo).all()  # --preprocess none: the image as it is
+    assert pixels(gallery / 'images' / 'photo_fake.png').shape == (24, 40, 3)
+
+    proc = translate(runner, tiny_run, folder / 'photo.png', tmp_path / 'from_file')
+    single = tmp_path / 'from_file' / 'tiny' / 'test_latest'
+    assert sorted(os.listdir(single / 'images')) == ['photo_fake.png', 'photo_real.png']
+    assert 'processed 1 images' in proc.stdout
+    assert (pixels(single / 'images' / 'photo_fake.png') == pixels(gallery / 'images' / 'photo_fake.png')).all()
+    page = (single / 'index.html').read_text()
+    assert 'src="images/photo_real.png"' in page and 'src="images/photo_fake.png"' in page
+
+
+def test_a_file_that_is_not_an_image_gets_one_clear_line(runner, tiny_run, tmp_path):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not an image')
+    proc = translate(runner, tiny_run, notes, tmp_path / 'results', check=False)
+    assert proc.returncode == 1
+    assert f'{notes} is not an image (.jpg, .jpeg, .png' in proc.stderr and 'Traceback' not in proc.stderr
