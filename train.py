@@ -15,6 +15,7 @@ import random
 import time
 
 import models
+from models.segmenter import load_segmenter
 from data import create_dataloader, create_validation_loader
 from options.train_options import TrainOptions
 from util import distributed
@@ -44,7 +45,8 @@ def main(argv=None):
     distributed.barrier()  # --continue_train: every rank loads the files rank 0 wrote, once it is done writing
     model.setup(opt)
     state.restore(model)  # --continue_train: the model's state, the counters and the random states
-    validation = Validation(opt, state, create_validation_loader(opt), model.visual_names)  # --val_freq
+    segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # the semantic score
+    validation = Validation(opt, state, create_validation_loader(opt), model.visual_names, segmenter)  # --val_freq
     if distributed.is_main():  # written once the data and model are known good, so a failed start keeps the old ones
         options.save_and_print(opt, 'train_opt')
     model.wrap_networks(distributed.wrap)  # DDP: same start on every rank, gradients averaged over ranks

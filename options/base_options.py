@@ -217,6 +217,12 @@ def validate(opt):
             (opt.plateau_on == 'train' or opt.lr_policy == 'plateau',
              f'--plateau_on val sets what --lr_policy plateau follows, but --lr_policy is {opt.lr_policy}; '
              f'add --lr_policy plateau or drop --plateau_on'),
+            (opt.segmenter is None or opt.val_freq > 0,
+             '--segmenter scores the validations, but there are none: add --val_freq N (or score the '
+             'finished model with test.py --segmenter)'),
+            (opt.val_metric in ('l1', 'psnr', 'ssim') or opt.segmenter is not None,
+             f'--val_metric {opt.val_metric} is a semantic score: add --segmenter PATH '
+             f'(scripts/train_segmenter.py makes one)'),
             (opt.plateau_on == 'train' or opt.val_freq > 0,
              '--plateau_on val follows the validation scores, but there are none: add --val_freq N'),
         ]

@@ -32,7 +32,11 @@ class TrainOptions(BaseOptions):
                             help='validate on at most this many images (the first ones in sorted order)')
         parser.add_argument('--val_metric', choices=RANKED_METRICS, default='l1',
                             help='the validation score that picks best_net_G.pth (and that --plateau_on val '
-                                 'follows): l1 is what G is trained to lower')
+                                 'follows): l1 is what G is trained to lower; pixel_accuracy, class_accuracy '
+                                 'and mean_iou need --segmenter')
+        parser.add_argument('--segmenter', type=str, default=None,
+                            help='with --val_freq, also the semantic score of each validation (a file made by '
+                                 'scripts/train_segmenter.py on this dataset, as test.py --segmenter)')
         # Saving and loading
         parser.add_argument('--save_latest_freq', type=int, default=5000, help='save the latest model every N iterations')
         parser.add_argument('--save_epoch_freq', type=int, default=5, help='save a numbered checkpoint every N epochs')

@@ -14,7 +14,7 @@ from options.train_options import TrainOptions
 from tests import browser
 from tests.saved_networks import plateau_state
 from tests.scripts import TINY_NET, run
-from tests.tiny_data import make_aligned_pairs
+from tests.tiny_data import make_aligned_pairs, make_palette_pairs
 from util.errors import UserError
 from util.training import state as training_state
 from util.training.random_states import side_stream
@@ -177,6 +177,8 @@ def test_validation_split_and_its_preparation(tmp_path):
                                                '--lr_policy is linear'),
     (['--val_freq', -1], '--val_freq -1: give a number of epochs, or 0 for no validation'),
     (['--val_max', 0], '--val_max 0: validate on at least 1 image'),
+    (['--segmenter', 'seg.pth'], '--segmenter scores the validations, but there are none: add --val_freq N'),
+    (['--val_freq', 1, '--val_metric', 'mean_iou'], '--val_metric mean_iou is a semantic score: add --segmenter PATH'),
 ])
 def test_impossible_validation_options(extra, message):
     with pytest.raises(UserError) as error:
@@ -235,3 +237,29 @@ def test_without_tensorboard_installed(tmp_path):
     trained = run('train.py', *args, '--name', 'without', env=env)
     assert 'validation at epoch 1' in trained.stdout
     assert (tmp_path / 'checkpoints' / 'without' / 'best_net_G.pth').exists()
+
+
+def test_the_semantic_score_of_each_validation_is_test_py_s(runner, tmp_path):
+    # Label maps of a known palette (JPEG, as facades), a segmenter trained on their photos, then training
+    # validated with it: each validation has test.py --segmenter's whole-set figures for that checkpoint,
+    # and --val_metric mean_iou picks the best.
+    data = tmp_path / 'data'
+    make_palette_pairs(str(data), ((20, 20, 200), (230, 40, 40), (40, 200, 60), (240, 230, 50)), count=4, size=64)
+    segmenter = tmp_path / 'segmenter.pth'
+    runner.run('scripts/train_segmenter.py', '--dataroot', data, '--direction', 'BtoA', '--crop_size', 32,
+               '--load_size', 36, '--epochs', 2, '--batch_size', 2, '--width', 4, '--output', segmenter)
+    checkpoints = tmp_path / 'checkpoints'
+    runner.run('train.py', '--dataroot', data, '--direction', 'BtoA', '--name', 'semantic', '--checkpoints_dir',
+               checkpoints, *TINY_NET, '--n_epochs', 2, '--n_epochs_decay', 0, '--save_epoch_freq', 1, '--seed', 0,
+               '--val_freq', 1, '--segmenter', segmenter, '--val_metric', 'mean_iou')
+    log = val_log(checkpoints / 'semantic')
+    semantic = ('pixel_accuracy', 'class_accuracy', 'mean_iou')
+    for line in log:
+        runner.run('test.py', '--dataroot', data, '--direction', 'BtoA', '--name', 'semantic', '--checkpoints_dir',
+                   checkpoints, '--results_dir', tmp_path / 'results', '--epoch', line['epoch'], *SIZE,
+                   '--segmenter', segmenter)
+        report = json.loads((tmp_path / 'results' / 'semantic' / f'test_{line["epoch"]}' / 'metrics.json').read_text())
+        assert {k: line['scores']['G'][k] for k in semantic} == {k: report['semantic']['output'][k] for k in semantic}
+    best = json.loads((checkpoints / 'semantic' / 'best_net_G.json').read_text())
+    assert best['metric'] == 'mean_iou'
+    assert best['score'] == max(line['scores']['G']['mean_iou'] for line in log)

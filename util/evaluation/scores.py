@@ -28,11 +28,12 @@ METRICS = ('l1', 'psnr', 'ssim')
 # Worst first: the largest L1, the lowest PSNR or SSIM.
 WORST_FIRST_DESCENDING = {'l1': True, 'psnr': False, 'ssim': False}
 # The scores a checkpoint can be ranked by (train.py --val_metric).
-RANKED_METRICS = tuple(WORST_FIRST_DESCENDING)
+# What validation can rank generators by: the image metrics, and the semantic score with a segmenter.
+RANKED_METRICS = tuple(WORST_FIRST_DESCENDING) + SCORES
 
 
 def lower_is_better(metric):
-    return WORST_FIRST_DESCENDING[metric]
+    return WORST_FIRST_DESCENDING.get(metric, False)  # the semantic scores are accuracies: higher is better
 
 
 def is_better(metric, score, than):

@@ -28,18 +28,21 @@ from util.distributed import broadcast, is_main
 from util.errors import UserError
 from util.evaluation import metrics
 from util.evaluation.scores import Evaluation, format_scores, is_better, target_pair
+from util.evaluation.semantic import SCORES
 from util.files import atomic_write_text
 from util.images import tensor2im
 from util.training.random_states import side_stream
 
 
 class Validation:
-    def __init__(self, opt, state, loader, visual_names):
+    def __init__(self, opt, state, loader, visual_names, segmenter=None):
         """loader: data.create_validation_loader(opt), None without --val_freq. state: the TrainingState,
-        which saves what validation knows (state.validation) with everything else."""
+        which saves what validation knows (state.validation) with everything else. segmenter (--segmenter):
+        a models.segmenter.Segmenter that adds the semantic score."""
         self.opt = opt
         self.state = state
         self.loader = loader
+        self.segmenter = segmenter
         if loader is not None and target_pair(visual_names) is None:
             raise UserError(f'--val_freq scores outputs against targets, but --model {opt.model} shows only '
                             f'{", ".join(visual_names)}; drop --val_freq')
@@ -77,8 +80,9 @@ class Validation:
         return record
 
     def score(self, model, name, net):
-        """Means of test.py's scores of net's outputs over the validation images."""
-        evaluation = Evaluation(model.visual_names)  # as test.py makes it (a score it adds, validation adds)
+        """Means of test.py's scores of net's outputs over the validation images, and with a segmenter the
+        semantic score over the whole split (one confusion matrix, as test.py reports it)."""
+        evaluation = Evaluation(model.visual_names, segmenter=self.segmenter)  # as test.py makes it
         with model.testing_with(net):
             for data in progress_bar(self.loader, desc=f'validating {name}', leave=False):
                 model.set_input(data)
@@ -86,7 +90,8 @@ class Validation:
                 visuals = model.get_current_visuals()
                 for b, path in enumerate(model.get_image_paths()):
                     evaluation.add(path, {label: tensor2im(image[b]) for label, image in visuals.items()})
-        return evaluation.summary()
+        semantic = evaluation.semantic.result()['output'] if evaluation.semantic is not None else {}
+        return {**evaluation.summary(), **{k: semantic[k] for k in SCORES if k in semantic}}
 
     def keep_best(self, model, progress, scores):
         """Save each generator that beats its best --val_metric so far as best_net_<name>.pth, then its
