@@ -80,7 +80,9 @@ class BaseOptions:
         parser.add_argument('--no_flip', action='store_true', help='do not flip the images for data augmentation')
         parser.add_argument('--display_winsize', type=int, default=256, help='display window size for visdom and HTML')
         # Additional parameters
-        parser.add_argument('--epoch', type=str, default='latest', help='which epoch to load: latest, or a number')
+        parser.add_argument('--epoch', type=str, default='latest',
+                            help='which epoch to load: latest, a number, or best (the best validated generator, '
+                                 'train.py --val_freq)')
         parser.add_argument('--load_iter', type=int, default=0,
                             help='if > 0, load iter_[load_iter] checkpoints instead of [epoch]')
         parser.add_argument('--verbose', action='store_true', help='print network details')
