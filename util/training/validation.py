@@ -43,6 +43,8 @@ class Validation:
         self.state = state
         self.loader = loader
         self.segmenter = segmenter
+        if loader is not None and segmenter is not None:
+            Evaluation(visual_names, segmenter=segmenter)  # a model that does not translate label maps fails now
         if loader is not None and target_pair(visual_names) is None:
             raise UserError(f'--val_freq scores outputs against targets, but --model {opt.model} shows only '
                             f'{", ".join(visual_names)}; drop --val_freq')
