@@ -66,13 +66,13 @@ epochs=$(( (iters + images / 2) / images ))
 n_epochs_decay=$(( epochs / 2 ))
 n_epochs=$(( epochs - n_epochs_decay ))
 
-# The paper's settings at 128x128: U-Net 128, 70x70 PatchGAN, batch 1, lr 0.0002, beta1 0.5, lambda_L1 100,
-# random jitter (resize to 143, crop 128) and mirroring.
+# The paper's settings at 128x128: U-Net 128, random jitter (resize to 143, crop 128) and mirroring. The rest
+# of them are train.py's defaults (70x70 PatchGAN, batch 1, lr 0.0002, beta1 0.5, lambda_L1 100) and are not
+# typed here, so that --recipe, which only sets what was not typed, can change them.
 common=(--dataroot "$dataroot" --name "$name" --checkpoints_dir "$checkpoints_dir" --model pix2pix
         --direction BtoA)
-train_opts=("${common[@]}" --netG unet_128 --netD basic --load_size 143 --crop_size 128 --batch_size 1
-            --lr 0.0002 --beta1 0.5 --lambda_L1 100 --n_epochs "$n_epochs" --n_epochs_decay "$n_epochs_decay"
-            --display_id 0 --seed 0 "${train_args[@]}")
+train_opts=("${common[@]}" --netG unet_128 --load_size 143 --crop_size 128
+            --n_epochs "$n_epochs" --n_epochs_decay "$n_epochs_decay" --display_id 0 --seed 0 "${train_args[@]}")
 
 if [ -n "$untrained" ]; then
     echo "== $name: untrained generator"
