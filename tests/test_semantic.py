@@ -130,7 +130,7 @@ def test_label_maps_of_another_palette_are_refused():
     score = SemanticScore(NearestColourSegmenter(((0, 0, 0), (255, 255, 255))))
     reds = torch.full((1, 3, 8, 8), -1.0)
     reds[:, 0] = 1
-    with pytest.raises(UserError, match=r'img7: 100% of its pixels are far from every colour of the segmenter'):
+    with pytest.raises(UserError, match=r'img7: 100% of the pixels are far from every colour of the segmenter'):
         score.update(reds, None, reds, names=['img7'])
 
 
