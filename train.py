@@ -46,7 +46,7 @@ def main(argv=None):
     model.setup(opt)
     state.restore(model)  # --continue_train: the model's state, the counters and the random states
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # the semantic score
-    validation = Validation(opt, state, create_validation_loader(opt), model.visual_names, segmenter)  # --val_freq
+    validation = Validation(opt, state, create_validation_loader(opt), model, segmenter)  # --val_freq
     if distributed.is_main():  # written once the data and model are known good, so a failed start keeps the old ones
         options.save_and_print(opt, 'train_opt')
     model.wrap_networks(distributed.wrap)  # DDP: same start on every rank, gradients averaged over ranks

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from data import create_validation_loader
+from models.segmenter import SegmenterNet, save_segmenter
 from options.train_options import TrainOptions
 from tests import browser
 from tests.saved_networks import plateau_state
@@ -263,3 +264,22 @@ def test_the_semantic_score_of_each_validation_is_test_py_s(runner, tmp_path):
     best = json.loads((checkpoints / 'semantic' / 'best_net_G.json').read_text())
     assert best['metric'] == 'mean_iou'
     assert best['score'] == max(line['scores']['G']['mean_iou'] for line in log)
+
+
+def test_a_segmenter_of_other_label_maps_is_refused_before_training(runner, tmp_path):
+    # Its palette (black and white) holds none of the dataset's label colours: train.py stops before the first
+    # epoch trains, not at the first validation, hours in.
+    data = tmp_path / 'data'
+    make_palette_pairs(str(data), ((20, 20, 200), (230, 40, 40), (40, 200, 60), (240, 230, 50)), count=2, size=32)
+    segmenter = tmp_path / 'other_palette.pth'
+    save_segmenter(str(segmenter), SegmenterNet(2, width=4), [[0, 0, 0], [255, 255, 255]], 32, {})
+    checkpoints = tmp_path / 'checkpoints'
+    proc = runner.run('train.py', '--dataroot', data, '--direction', 'BtoA', '--name', 'other', '--checkpoints_dir',
+                      checkpoints, *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0, '--save_epoch_freq', 1,
+                      '--print_freq', 1, '--val_freq', 1, '--segmenter', segmenter, check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    assert f'error: {data / "test" / "000.jpg"} (real_A, the first validation image): 100% of the pixels are far ' \
+           f"from every colour of the segmenter's palette (2 classes, {segmenter}), so it was trained on other label " \
+           f'maps' in proc.stderr
+    assert '(epoch: 1,' not in proc.stdout
+    assert not list(checkpoints.glob('other/*.pth'))  # no epoch, latest or best checkpoint
