@@ -100,7 +100,8 @@ class BaseOptions:
         parser.add_argument('--compile_mode', choices=COMPILE_MODES, default='default',
                             help="torch.compile's mode with --compile; reduce-overhead replays each step as CUDA "
                                  'graphs (CUDA only), which helps where small batches leave the GPU waiting for '
-                                 'kernel launches (docs/performance.md)')
+                                 'kernel launches (docs/performance.md); max-autotune also autotunes kernels (longer '
+                                 'compiles), with CUDA graphs on CUDA only')
         return parser
 
     def gather_options(self, argv):
@@ -251,10 +252,12 @@ def validate(opt):
                               '(apt-get install g++) or leave out --compile'))
     if opt.compile_mode != 'default':
         checks.append((opt.compile, f'--compile_mode {opt.compile_mode} is a mode of --compile: add --compile'))
-        if 'no-cudagraphs' not in opt.compile_mode:
-            checks.append((opt.device.startswith('cuda'), f'--compile_mode {opt.compile_mode} records CUDA graphs, '
-                                                          f'which need CUDA (--device is {opt.device}); use '
-                                                          f'--compile_mode default or max-autotune-no-cudagraphs'))
+    # Off CUDA, inductor skips the CUDA graphs of reduce-overhead and max-autotune and compiles the rest
+    # (torch/_inductor/cudagraph_utils.py): max-autotune still autotunes, but reduce-overhead is left as default.
+    if opt.compile_mode == 'reduce-overhead':
+        checks.append((opt.device.startswith('cuda'), f'--compile_mode reduce-overhead only adds CUDA graphs, which '
+                                                      f'torch skips off CUDA (--device is {opt.device}), so it '
+                                                      f'would compile as --compile_mode default: use that'))
     if opt.is_train and opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
         # Testing needs no synchronisation: a syncbatch model runs anywhere as plain batch norm.
         checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '
