@@ -81,8 +81,8 @@ class BaseOptions:
         parser.add_argument('--display_winsize', type=int, default=256, help='display window size for visdom and HTML')
         # Additional parameters
         parser.add_argument('--epoch', type=str, default='latest',
-                            help='which epoch to load: latest, a number, or best (the best validated generator, '
-                                 'train.py --val_freq)')
+                            help='which epoch to load: latest, a number, or for test.py best (the best validated '
+                                 'generator, train.py --val_freq)')
         parser.add_argument('--load_iter', type=int, default=0,
                             help='if > 0, load iter_[load_iter] checkpoints instead of [epoch]')
         parser.add_argument('--verbose', action='store_true', help='print network details')
@@ -208,6 +208,9 @@ def validate(opt):
             (opt.gan_mode in networks.GAN_MODES, f'--gan_mode {opt.gan_mode}: choose from {", ".join(networks.GAN_MODES)}'),
             (opt.lr_policy in networks.LR_POLICIES, f'--lr_policy {opt.lr_policy}: choose from {", ".join(networks.LR_POLICIES)}'),
             (opt.n_epochs >= 0 and opt.n_epochs_decay >= 0, '--n_epochs and --n_epochs_decay must not be negative'),
+            (not (opt.continue_train and opt.epoch == 'best'),
+             '--epoch best is the best validated generator alone (best_net_G.pth, for test.py); --continue_train '
+             'needs D as well: resume from --epoch latest (the default) or a numbered epoch'),
         ]
         if opt.lr_D is not None:
             checks.append((opt.lr_D > 0, f'--lr_D {opt.lr_D}: give a positive learning rate, or drop --lr_D to use --lr'))

@@ -180,6 +180,8 @@ def test_validation_split_and_its_preparation(tmp_path):
     (['--val_max', 0], '--val_max 0: validate on at least 1 image'),
     (['--segmenter', 'seg.pth'], '--segmenter scores the validations, but there are none: add --val_freq N'),
     (['--val_freq', 1, '--val_metric', 'mean_iou'], '--val_metric mean_iou is a semantic score: add --segmenter PATH'),
+    (['--continue_train', '--epoch', 'best'], '--epoch best is the best validated generator alone (best_net_G.pth, '
+                                              'for test.py); --continue_train needs D as well'),
 ])
 def test_impossible_validation_options(extra, message):
     with pytest.raises(UserError) as error:
