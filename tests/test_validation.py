@@ -145,7 +145,7 @@ def test_training_page_charts_each_metric_beside_the_losses(validated, tmp_path)
             assert [x for x, _ in points] == sorted(x for x, _ in points)
 
 
-def test_validation_split_and_its_preparation(tmp_path):
+def test_validation_split_and_its_preparation(tmp_path, monkeypatch):
     data = make_aligned_pairs(str(tmp_path / 'data'), count=3, size=32, phases=('train', 'val', 'test'))
 
     def loader(*extra):
@@ -160,6 +160,11 @@ def test_validation_split_and_its_preparation(tmp_path):
     assert len(loader('--val_max', '2').dataset) == 2 and len(loader().dataset) == 3
     assert loader('--batch_size', '4').batch_size == 4
     assert loader('--batch_size', '4', '--preprocess', 'none').batch_size == 1  # sizes may differ: one at a time
+    with monkeypatch.context() as patch:
+        patch.setattr(os, 'cpu_count', lambda: 8)  # cores to spare for a worker
+        with_workers = loader('--num_threads', '1')
+    # Unlike the training loader's, its workers end with each validation instead of idling until the next.
+    assert (with_workers.num_workers, with_workers.persistent_workers) == (1, False)
     assert create_validation_loader(TrainOptions().parse(['--dataroot', data, *TINY_NET])) is None  # no --val_freq
     for split in ('val', 'test'):
         os.rename(os.path.join(data, split), os.path.join(data, f'held_out_{split}'))
