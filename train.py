@@ -99,7 +99,7 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
             visualizer.print_current_losses(progress.epoch, progress.epoch_iter, values, t_comp,
                                             iter_start - iter_data_time)
             visualizer.plot_current_losses(progress.epoch, progress.epoch_iter / len(loader.dataset), values,
-                                           step=progress.total_iters, learning_rate=model.learning_rate())
+                                           step=progress.total_iters, learning_rates=model.learning_rates())
         if progress.crossed(opt.save_latest_freq):
             visualizer.print_message(f'saving the latest model (epoch {progress.epoch}, '
                                      f'total_iters {progress.total_iters})')

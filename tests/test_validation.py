@@ -23,9 +23,10 @@ from util.training.random_states import side_stream
 NETWORKS = ('G', 'G_ema')
 METRICS = ('l1', 'psnr', 'ssim')
 SIZE = ['--load_size', 32, '--crop_size', 32]
-# 4 pairs, batch 1, 3 epochs: losses every sample, visuals every 2nd, a validation and a checkpoint per epoch.
+# 4 pairs, batch 1, 3 epochs: losses every sample, visuals every 2nd, a validation and a checkpoint per epoch;
+# D learns at twice G's rate.
 ARGS = ['--n_epochs', 2, '--n_epochs_decay', 1, '--seed', 0, '--val_freq', 1, '--ema_decay', 0.5, '--ema_every', 1,
-        '--save_epoch_freq', 1, '--print_freq', 1, '--display_freq', 2, '--tensorboard']
+        '--save_epoch_freq', 1, '--print_freq', 1, '--display_freq', 2, '--tensorboard', '--lr_D', 4e-4]
 
 
 @pytest.fixture(scope='module')
@@ -89,17 +90,19 @@ def test_tensorboard_holds_losses_rate_scores_and_visuals(validated):
     events.Reload()
     losses = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
     scores = [f'val/{name}/{metric}' for name in NETWORKS for metric in METRICS]
-    assert sorted(events.Tags()['scalars']) == sorted([f'loss/{k}' for k in losses] + ['learning_rate'] + scores)
+    rates = ['learning_rate/G', 'learning_rate/D']
+    assert sorted(events.Tags()['scalars']) == sorted([f'loss/{k}' for k in losses] + rates + scores)
     logged = [line for line in (validated.folder / 'loss_log.txt').read_text().splitlines() if line.startswith('(')]
     for name in losses:
         points = events.Scalars(f'loss/{name}')
         assert [p.step for p in points] == list(range(1, 13))
         printed = [float(line.split(f' {name}: ')[1].split()[0]) for line in logged]
         assert [p.value for p in points] == pytest.approx(printed, abs=5e-4)  # the log rounds to 3 decimals
-    # Linear decay over the last of 3 epochs: half the rate in epoch 3.
-    rates = events.Scalars('learning_rate')
-    assert [p.step for p in rates] == list(range(1, 13))
-    assert [p.value for p in rates] == pytest.approx([2e-4] * 8 + [1e-4] * 4)
+    # Linear decay over the last of 3 epochs: half of each rate in epoch 3.
+    for tag, rate in zip(rates, (2e-4, 4e-4)):
+        points = events.Scalars(tag)
+        assert [p.step for p in points] == list(range(1, 13))
+        assert [p.value for p in points] == pytest.approx([rate] * 8 + [rate / 2] * 4)
     for line in val_log(validated.folder):
         for name in NETWORKS:
             for metric in METRICS:
