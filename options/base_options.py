@@ -20,6 +20,7 @@ from options.recipes import apply_recipe
 from util import devices
 from util.display import tensorboard
 from util.errors import UserError
+from util.evaluation.scores import METRICS
 from util.files import atomic_write_text, mkdirs, options_dict
 
 
@@ -226,7 +227,7 @@ def validate(opt):
             (opt.segmenter is None or opt.val_freq > 0,
              '--segmenter scores the validations, but there are none: add --val_freq N (or score the '
              'finished model with test.py --segmenter)'),
-            (opt.val_metric in ('l1', 'psnr', 'ssim') or opt.segmenter is not None,
+            (opt.val_metric in METRICS or opt.segmenter is not None,
              f'--val_metric {opt.val_metric} is a semantic score: add --segmenter PATH '
              f'(scripts/train_segmenter.py makes one)'),
             (opt.plateau_on == 'train' or opt.val_freq > 0,
