@@ -70,6 +70,11 @@ def parse_args(argv=None):
         raise UserError(f'--load_size {args.load_size} is smaller than --crop_size {args.crop_size}; give at least {args.crop_size}')
     if args.epochs < 1 or args.batch_size < 1 or args.width < 1:
         raise UserError('--epochs, --batch_size and --width must be at least 1')
+    if not args.lr > 0:
+        raise UserError(f'--lr {args.lr}: give a positive learning rate, e.g. 0.002 (the default)')
+    if not 0 < args.min_class_fraction <= 0.5:
+        raise UserError(f'--min_class_fraction {args.min_class_fraction}: give a share above 0 and at most 0.5 '
+                        f'(two classes at least), e.g. {MIN_FRACTION} (the default)')
     args.output = args.output or os.path.join('checkpoints', f'segmenter_{os.path.basename(os.path.abspath(args.dataroot))}.pth')
     args.palette = parse_palette(args.palette) if args.palette else None
     args.device = devices.resolve(args.device)
