@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.segmenter import Segmenter, SegmenterNet, load_segmenter, save_segmenter
+from models.segmenter import SegmenterNet, load_segmenter, save_segmenter
 from tests.scripts import TINY_NET
 from tests.tiny_data import CITYSCAPES_PALETTE, FACADES_PALETTE, make_palette_pairs
 from util.errors import UserError
