@@ -46,7 +46,7 @@ def main(argv=None):
     model.setup(opt)
     state.restore(model)  # --continue_train: the model's state, the counters and the random states
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # the semantic score
-    validation = Validation(opt, state, create_validation_loader(opt), model.visual_names, segmenter)  # --val_freq
+    validation = Validation(opt, state, create_validation_loader(opt), model, segmenter)  # --val_freq
     if distributed.is_main():  # written once the data and model are known good, so a failed start keeps the old ones
         options.save_and_print(opt, 'train_opt')
     model.wrap_networks(distributed.wrap)  # DDP: same start on every rank, gradients averaged over ranks
@@ -99,7 +99,7 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
             visualizer.print_current_losses(progress.epoch, progress.epoch_iter, values, t_comp,
                                             iter_start - iter_data_time)
             visualizer.plot_current_losses(progress.epoch, progress.epoch_iter / len(loader.dataset), values,
-                                           step=progress.total_iters, learning_rate=model.learning_rate())
+                                           step=progress.total_iters, learning_rates=model.learning_rates())
         if progress.crossed(opt.save_latest_freq):
             visualizer.print_message(f'saving the latest model (epoch {progress.epoch}, '
                                      f'total_iters {progress.total_iters})')

@@ -15,8 +15,9 @@ def find_dataset_class(dataset_name):
     return find_plugin_class('data', dataset_name, 'dataset', BaseDataset, '--dataset_mode')
 
 
-def create_dataloader(opt, shuffle, rank=0, world_size=1):
-    """Build the dataset named by --dataset_mode and a loader over this process's shard of it.
+def create_dataloader(opt, shuffle, rank=0, world_size=1, keep_workers=True):
+    """Build the dataset named by --dataset_mode and a loader over this process's shard of it. keep_workers:
+    its worker processes live from the first pass to the end of the run (persistent_workers), not one pass.
 
     A DistributedSampler is used even in one process: its order depends only on (seed, epoch), which
     is what makes an interrupted epoch reproducible. Call loader.sampler.set_epoch(epoch) each epoch.
@@ -31,7 +32,7 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1):
     workers = loader_workers(opt.num_threads, world_size)
     return torch.utils.data.DataLoader(
         dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
-        pin_memory=opt.device.startswith('cuda'), persistent_workers=workers > 0,
+        pin_memory=opt.device.startswith('cuda'), persistent_workers=keep_workers and workers > 0,
         generator=torch.Generator().manual_seed(opt.seed or 0))
 
 
@@ -53,7 +54,8 @@ def create_validation_loader(opt):
     val_opt.no_flip = val_opt.serial_batches = True
     if opt.preprocess == 'none':  # images of different sizes cannot share a batch
         val_opt.batch_size = 1
-    return create_dataloader(val_opt, shuffle=False)
+    # Its workers end with each validation rather than idle, holding memory, between validations.
+    return create_dataloader(val_opt, shuffle=False, keep_workers=False)
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):

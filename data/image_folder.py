@@ -7,6 +7,7 @@ from PIL import Image, UnidentifiedImageError
 from util.errors import UserError
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
+SPLITS = ('train', 'val', 'test')  # the folders of a dataset's DATAROOT
 
 
 def is_image_file(filename):
@@ -37,12 +38,15 @@ def folder_of(path):
 
 
 def holds_single_images(dataroot, phase):
-    """True for one image file, or a folder with images directly inside and no PHASE subfolder: single
-    images to translate, not a dataset of A|B pairs in DATAROOT/PHASE."""
+    """True for one image file, or a folder of images (inside it or in its subfolders) that is not laid out
+    as a dataset: no PHASE subfolder and no train, val or test one. Single images to translate, not A|B
+    pairs in DATAROOT/PHASE. A dataset that lacks PHASE is then named in an error rather than its pairs
+    translated as single images."""
     if os.path.isfile(dataroot):
         return True
-    return (os.path.isdir(dataroot) and not os.path.isdir(os.path.join(dataroot, phase))
-            and any(is_image_file(name) for name in os.listdir(dataroot)))
+    if not os.path.isdir(dataroot) or any(os.path.isdir(os.path.join(dataroot, split)) for split in (phase, *SPLITS)):
+        return False
+    return any(is_image_file(name) for _, _, names in os.walk(dataroot, followlinks=True) for name in names)
 
 
 def open_image(path, channels=3):

@@ -6,7 +6,7 @@ attributes loss_<name>, <visual>, net<name> by those names. What train.py uses o
     get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
     networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
     state_dict(), load_state_dict(state)                         everything an exact resume needs
-    save_networks(prefix), update_learning_rate(metric), learning_rate()
+    save_networks(prefix), update_learning_rate(metric), learning_rate(), learning_rates()
     generators(), testing_with(net)                              what validation scores, and how
 """
 import contextlib
@@ -145,6 +145,12 @@ class BaseModel:
 
     def learning_rate(self):
         return self.optimizers[0].param_groups[0]['lr']
+
+    def learning_rates(self):
+        """{network name: the current rate of its optimizer, optimizer_<name>}: G's and D's, which --lr_D
+        sets apart."""
+        return {name: getattr(self, 'optimizer_' + name).param_groups[0]['lr'] for name in self.model_names
+                if hasattr(self, 'optimizer_' + name)}
 
     def get_current_visuals(self):
         return OrderedDict((name, getattr(self, name)) for name in self.visual_names)

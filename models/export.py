@@ -49,10 +49,10 @@ def set_test_mode(net, mode):
     """Put net in the test mode the export will carry (MODES)."""
     net.eval()  # dropout off, and BatchNorm on its running statistics ...
     if mode == 'paper':  # ... unless it normalises each image with its own, as test.py does by default
+        networks.normalize_each_image(net)
         for module in net.modules():
             if isinstance(module, networks.EachImageStatistics):
-                module.each_image = True
-                module.train()
+                module.train()  # each_image applies in training mode only
 
 
 def size_rule(netG):

@@ -17,23 +17,30 @@ from util.errors import UserError
 VGG_FILE = 'vgg19-dcbb9e9d.pth'
 VGG_URL = f'https://download.pytorch.org/models/{VGG_FILE}'
 GET_WEIGHTS = f"get torchvision's VGG19 weights, {VGG_FILE}, from {VGG_URL}"
-# torchvision's VGG19 ('E') up to conv5_1; 'M' is a 2x2 max pooling. Module indices match its `features`.
-LAYERS = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512)
 ENDS = (2, 7, 12, 21, 30)  # features[:2] ends with relu1_1, features[2:7] with relu2_1, ... [21:30] relu5_1
 WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def vgg19_features():
-    layers, channels = [], 3
-    for layer in LAYERS:
-        if layer == 'M':
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(channels, layer, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-            channels = layer
-    return nn.Sequential(*layers)
+def vgg19_features(end=ENDS[-1]):
+    """torchvision's VGG19 `features`, freshly initialised, up to module `end` (None: all of them); by default
+    up to relu5_1, all the loss uses. A slice keeps torchvision's module indices, so its state_dict keys."""
+    from torchvision.models import vgg  # here: importing torchvision takes a second, and only this loss needs it
+    return vgg.make_layers(vgg.cfgs['E'])[:end]
+
+
+def save_random_vgg19(path, seed=0):
+    """A randomly initialised VGG19 (as torchvision initialises one) saved as torchvision's file holds it, its
+    `features` (the loss never reads the classifier): to test and time the loss without the real weights."""
+    generator = torch.Generator().manual_seed(seed)
+    features = vgg19_features(end=None)
+    for module in features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu', generator=generator)
+            nn.init.zeros_(module.bias)
+    torch.save({'features.' + k: v for k, v in features.state_dict().items()}, path)
+    return path
 
 
 def load_vgg19_features(path):

@@ -105,6 +105,9 @@ def load_segmenter(path, device='cpu'):
     if state.get('version') != VERSION:
         raise UserError(f'--segmenter {path} is a segmenter file of version {state.get("version")}; this code '
                         f'reads version {VERSION}: train it again with scripts/train_segmenter.py')
+    missing = [key for key in ('weights', 'palette', 'size', 'width') if key not in state]
+    if missing:
+        raise UserError(f'--segmenter {path} lacks its {", ".join(missing)}; the file is damaged: {make_one}')
     palette = state['palette']
     net = SegmenterNet(len(palette), state['width'])
     try:

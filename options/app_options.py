@@ -1,4 +1,5 @@
 from options.test_options import TestOptions
+from util.errors import UserError
 
 
 class AppOptions(TestOptions):
@@ -11,3 +12,10 @@ class AppOptions(TestOptions):
         parser.add_argument('--max_image_size', type=int, default=2048,
                             help='largest width or height of an uploaded image, in pixels')
         return parser
+
+    def parse(self, argv=None):
+        opt = super().parse(argv)
+        if opt.max_image_size < 1:
+            raise UserError(f'--max_image_size {opt.max_image_size}: give the largest side an upload may have, in '
+                            f'pixels (at least 1; the default is 2048)')
+        return opt

@@ -20,6 +20,7 @@ from options.recipes import apply_recipe
 from util import devices
 from util.display import tensorboard
 from util.errors import UserError
+from util.evaluation.scores import METRICS
 from util.files import atomic_write_text, mkdirs, options_dict
 
 
@@ -81,8 +82,8 @@ class BaseOptions:
         parser.add_argument('--display_winsize', type=int, default=256, help='display window size for visdom and HTML')
         # Additional parameters
         parser.add_argument('--epoch', type=str, default='latest',
-                            help='which epoch to load: latest, a number, or best (the best validated generator, '
-                                 'train.py --val_freq)')
+                            help='which epoch to load: latest, a number, or for test.py best (the best validated '
+                                 'generator, train.py --val_freq)')
         parser.add_argument('--load_iter', type=int, default=0,
                             help='if > 0, load iter_[load_iter] checkpoints instead of [epoch]')
         parser.add_argument('--verbose', action='store_true', help='print network details')
@@ -100,7 +101,8 @@ class BaseOptions:
         parser.add_argument('--compile_mode', choices=COMPILE_MODES, default='default',
                             help="torch.compile's mode with --compile; reduce-overhead replays each step as CUDA "
                                  'graphs (CUDA only), which helps where small batches leave the GPU waiting for '
-                                 'kernel launches (docs/performance.md)')
+                                 'kernel launches (docs/performance.md); max-autotune also autotunes kernels (longer '
+                                 'compiles), with CUDA graphs on CUDA only')
         return parser
 
     def gather_options(self, argv):
@@ -207,6 +209,9 @@ def validate(opt):
             (opt.gan_mode in networks.GAN_MODES, f'--gan_mode {opt.gan_mode}: choose from {", ".join(networks.GAN_MODES)}'),
             (opt.lr_policy in networks.LR_POLICIES, f'--lr_policy {opt.lr_policy}: choose from {", ".join(networks.LR_POLICIES)}'),
             (opt.n_epochs >= 0 and opt.n_epochs_decay >= 0, '--n_epochs and --n_epochs_decay must not be negative'),
+            (not (opt.continue_train and opt.epoch == 'best'),
+             '--epoch best is the best validated generator alone (best_net_G.pth, for test.py); --continue_train '
+             'needs D as well: resume from --epoch latest (the default) or a numbered epoch'),
         ]
         if opt.lr_D is not None:
             checks.append((opt.lr_D > 0, f'--lr_D {opt.lr_D}: give a positive learning rate, or drop --lr_D to use --lr'))
@@ -222,7 +227,7 @@ def validate(opt):
             (opt.segmenter is None or opt.val_freq > 0,
              '--segmenter scores the validations, but there are none: add --val_freq N (or score the '
              'finished model with test.py --segmenter)'),
-            (opt.val_metric in ('l1', 'psnr', 'ssim') or opt.segmenter is not None,
+            (opt.val_metric in METRICS or opt.segmenter is not None,
              f'--val_metric {opt.val_metric} is a semantic score: add --segmenter PATH '
              f'(scripts/train_segmenter.py makes one)'),
             (opt.plateau_on == 'train' or opt.val_freq > 0,
@@ -251,10 +256,12 @@ def validate(opt):
                               '(apt-get install g++) or leave out --compile'))
     if opt.compile_mode != 'default':
         checks.append((opt.compile, f'--compile_mode {opt.compile_mode} is a mode of --compile: add --compile'))
-        if 'no-cudagraphs' not in opt.compile_mode:
-            checks.append((opt.device.startswith('cuda'), f'--compile_mode {opt.compile_mode} records CUDA graphs, '
-                                                          f'which need CUDA (--device is {opt.device}); use '
-                                                          f'--compile_mode default or max-autotune-no-cudagraphs'))
+    # Off CUDA, inductor skips the CUDA graphs of reduce-overhead and max-autotune and compiles the rest
+    # (torch/_inductor/cudagraph_utils.py): max-autotune still autotunes, but reduce-overhead is left as default.
+    if opt.compile_mode == 'reduce-overhead':
+        checks.append((opt.device.startswith('cuda'), f'--compile_mode reduce-overhead only adds CUDA graphs, which '
+                                                      f'torch skips off CUDA (--device is {opt.device}), so it '
+                                                      f'would compile as --compile_mode default: use that'))
     if opt.is_train and opt.norm == 'syncbatch' and not opt.device.startswith('cuda'):
         # Testing needs no synchronisation: a syncbatch model runs anywhere as plain batch norm.
         checks.append((False, '--norm syncbatch needs CUDA (torch cannot synchronise BatchNorm on CPU); '

@@ -1,4 +1,5 @@
 from options.base_options import BaseOptions
+from util.evaluation.scores import METRICS
 
 
 class TestOptions(BaseOptions):
@@ -14,7 +15,7 @@ class TestOptions(BaseOptions):
                                  'batch statistics and dropout are used at test time, as in the paper')
         parser.add_argument('--num_test', type=int, default=float('inf'),
                             help='how many test images to run (default: all of them; the reference stops at 50)')
-        parser.add_argument('--sort_by_metric', choices=('l1', 'psnr', 'ssim'), default=None,
+        parser.add_argument('--sort_by_metric', choices=METRICS, default=None,
                             help='list the gallery worst first by this metric (default: dataset order)')
         parser.add_argument('--model_suffix', type=str, default='',
                             help='load <epoch>_net_G<model_suffix>.pth: _ema for the weight average train.py '

@@ -39,7 +39,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from models import create_model, networks  # noqa: E402  (after the path is set)
+from models import create_model, networks, perceptual  # noqa: E402  (after the path is set)
 from options.train_options import TrainOptions  # noqa: E402
 from util.devices import keep_freed_memory  # noqa: E402
 
@@ -139,15 +139,6 @@ def variants(args, device):
     chosen += [(f'{"fp32" if amp == "none" else amp}+{name}', amp, False, False, flags)
                for name, flags in args.flag_variants]
     return chosen
-
-
-def random_vgg_weights(folder):
-    """A randomly initialised VGG19 in torchvision's format, for timing the VGG loss without the real file."""
-    from torchvision.models import vgg
-    path = os.path.join(folder, 'vgg19-random.pth')
-    features = vgg.make_layers(vgg.cfgs['E'])
-    torch.save({'features.' + k: v for k, v in features.state_dict().items()}, path)
-    return path
 
 
 def build(device, size, batch, amp, channels_last, compiled, baseline, flags, args):
@@ -346,7 +337,7 @@ def main(argv=None):
               f'or --threads set to the idle cores', file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         if args.vgg_weights is None and any('--lambda_vgg' in flags for _, flags in args.flag_variants):
-            args.vgg_weights = random_vgg_weights(folder)
+            args.vgg_weights = perceptual.save_random_vgg19(os.path.join(folder, 'vgg19-random.pth'))
         for device in args.devices:
             dtypes = {'fp32': torch.float32, 'bf16': torch.bfloat16}
             if device.startswith('cuda'):

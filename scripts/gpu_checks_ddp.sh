@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Multi-process training on CUDA (issue 5), for a machine with GPUs: torchrun + DistributedDataParallel
-# with nccl, --norm batch and --norm syncbatch, a few iterations on generated 64x64 pairs; then test.py
-# on the CPU with the syncbatch checkpoint. Prints what happened; exits non-zero if a check failed.
+# with nccl, --norm batch and --norm syncbatch, a few iterations on 8 of the demo dataset's 64x64 pairs; then
+# test.py on the CPU with the syncbatch checkpoint. Prints what happened; exits non-zero if a check failed.
 #   bash scripts/gpu_checks_ddp.sh          # about 1-2 minutes; files under $OUT (or /tmp/gpu_checks_ddp)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"
@@ -15,7 +15,8 @@ GPUS=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
     ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else None)'
 echo "GPUs: $GPUS"; nvidia-smi -L 2>/dev/null
 if [ "$GPUS" -lt 1 ]; then echo "FAIL: no CUDA device"; exit 1; fi
-"$PYTHON" -c "from tests.tiny_data import make_aligned_pairs; make_aligned_pairs('$WORK/data', count=8, size=64)"
+# The demo pairs (64x64), made here once rather than by the processes of the first run side by side.
+DATA=$("$PYTHON" -c "from data.demo import ensure_demo_dataset; print(ensure_demo_dataset())")
 
 # train NAME NPROC ARGS...: one torchrun run, its exit code and its key lines.
 train() {
@@ -23,9 +24,9 @@ train() {
     echo; echo "== torchrun --standalone --nproc_per_node=$nproc train.py $*"
     local start=$SECONDS
     timeout 300 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$nproc" train.py \
-        --dataroot "$WORK/data" --name "$name" --checkpoints_dir "$WORK/checkpoints" --netG unet_64 --ngf 16 \
-        --ndf 16 --load_size 64 --crop_size 64 --display_id 0 --n_epochs 2 --n_epochs_decay 0 --batch_size 2 \
-        --print_freq 8 --seed 1 --dist_timeout 120 "$@" > "$WORK/$name.log" 2>&1
+        --dataroot "$DATA" --max_dataset_size 8 --name "$name" --checkpoints_dir "$WORK/checkpoints" \
+        --netG unet_64 --ngf 16 --ndf 16 --load_size 64 --crop_size 64 --display_id 0 --n_epochs 2 \
+        --n_epochs_decay 0 --batch_size 2 --print_freq 8 --seed 1 --dist_timeout 120 "$@" > "$WORK/$name.log" 2>&1
     local code=$?
     echo "   exit $code after $((SECONDS - start)) s"
     grep -E "training on|^\(epoch|End of epoch|error|Error" "$WORK/$name.log" | tail -8 | sed 's/^/   /'
@@ -70,7 +71,7 @@ else
 fi
 
 echo; echo "== test.py --device cpu on the syncbatch checkpoint"
-"$PYTHON" test.py --dataroot "$WORK/data" --name nccl_syncbatch --checkpoints_dir "$WORK/checkpoints" \
+"$PYTHON" test.py --dataroot "$DATA" --max_dataset_size 8 --name nccl_syncbatch --checkpoints_dir "$WORK/checkpoints" \
     --results_dir "$WORK/results" --device cpu > "$WORK/test_cpu.log" 2>&1
 check "a syncbatch checkpoint is tested on the CPU" test $? -eq 0
 tail -2 "$WORK/test_cpu.log" | sed 's/^/   /'

@@ -147,13 +147,11 @@ class Proof:
     def resume(self, amp):
         """kill -9 in epoch 2, resume: the weights end where an uninterrupted run's do, within what two
         uninterrupted runs differ by (CUDA's kernels are not deterministic)."""
-        data = os.path.join(self.work, 'resume_data')
-        if not os.path.isdir(data):
-            sys.path.insert(0, REPO)
-            from tests.tiny_data import make_aligned_pairs
-            make_aligned_pairs(data, count=7, size=72, phases=('train',))
-        flags = ['--netG', 'unet_64', '--ngf', 16, '--ndf', 16, '--load_size', 72, '--crop_size', 64,
-                 '--batch_size', 2, '--n_epochs', 2, '--n_epochs_decay', 2, '--print_freq', 2,
+        sys.path.insert(0, REPO)
+        from data.demo import ensure_demo_dataset
+        data = ensure_demo_dataset()  # made here, once, not by the runs started side by side below
+        flags = ['--max_dataset_size', 7, '--netG', 'unet_64', '--ngf', 16, '--ndf', 16, '--load_size', 72,
+                 '--crop_size', 64, '--batch_size', 2, '--n_epochs', 2, '--n_epochs_decay', 2, '--print_freq', 2,
                  '--save_latest_freq', 6, '--seed', 3, '--ema_decay', 0.9, '--ema_every', 2, '--amp', amp]
         names = [f'resume_{amp}_{kind}' for kind in ('uninterrupted', 'again', 'killed')]
 

@@ -32,7 +32,8 @@ from util import devices  # noqa: E402
 from util.display.visualizer import progress_bar  # noqa: E402
 from util.errors import UserError  # noqa: E402
 from util.evaluation.palette import IGNORE, MIN_FRACTION, discover_palette, label_classes, nearest_classes  # noqa: E402
-from util.evaluation.semantic import MOST_UNMATCHED, SemanticScore, format_semantic, to_network_range  # noqa: E402
+from util.evaluation.semantic import (SCORES, SemanticScore, format_semantic, refuse_other_palette,  # noqa: E402
+                                      to_network_range, unmatched_shares)
 from util.files import ensure_writable  # noqa: E402
 
 PALETTE_IMAGES = 200  # label maps the palette is looked for in, spread over the split
@@ -69,6 +70,11 @@ def parse_args(argv=None):
         raise UserError(f'--load_size {args.load_size} is smaller than --crop_size {args.crop_size}; give at least {args.crop_size}')
     if args.epochs < 1 or args.batch_size < 1 or args.width < 1:
         raise UserError('--epochs, --batch_size and --width must be at least 1')
+    if not args.lr > 0:
+        raise UserError(f'--lr {args.lr}: give a positive learning rate, e.g. 0.002 (the default)')
+    if not 0 < args.min_class_fraction <= 0.5:
+        raise UserError(f'--min_class_fraction {args.min_class_fraction}: give a share above 0 and at most 0.5 '
+                        f'(two classes at least), e.g. {MIN_FRACTION} (the default)')
     args.output = args.output or os.path.join('checkpoints', f'segmenter_{os.path.basename(os.path.abspath(args.dataroot))}.pth')
     args.palette = parse_palette(args.palette) if args.palette else None
     args.device = devices.resolve(args.device)
@@ -115,15 +121,18 @@ def load_pairs(paths, direction, size, palette, desc, device='cpu'):
         label_map, photo = (image.resize((size, size), Image.BICUBIC) for image in labels_and_photo(path, direction))
         photos[i] = pil_to_tensor(photo)
         labels[i] = pil_to_tensor(label_map).permute(1, 2, 0)
-    chunks = [chunk.to(device) for chunk in labels.split(64)]
-    unmatched = float(sum((nearest_classes(chunk, palette) == IGNORE).sum() for chunk in chunks)) / labels[..., 0].numel()
-    if unmatched > MOST_UNMATCHED:
-        raise UserError(f'{unmatched:.0%} of the label maps\' pixels in {os.path.dirname(paths[0])} are far from every '
-                        f'class colour ({len(palette)}): they are not colour label maps of this palette. Are the '
-                        f'label maps the {"A (left)" if direction == "AtoB" else "B (right)"} side, as --direction '
-                        f'{direction} says?')
-    classes = torch.cat([label_classes(chunk, palette).to('cpu', torch.int16) for chunk in chunks])
-    return photos, labels, classes
+    shares, classes = [], []
+    for chunk in labels.split(64):  # chunks: the nearest classes of all maps at once would take 8 bytes a pixel
+        chunk = chunk.to(device)
+        nearest = nearest_classes(chunk, palette)
+        shares.append(unmatched_shares(nearest))
+        classes.append(label_classes(chunk, palette, nearest=nearest).to('cpu', torch.int16))
+    # Every map has the same size: the mean of their shares is the share of all their pixels.
+    refuse_other_palette(float(torch.cat(shares).mean()), f'the label maps of {os.path.dirname(paths[0])}',
+                         f'the {len(palette)} class colours: they are not colour label maps of this palette. Are the '
+                         f'label maps the {"A (left)" if direction == "AtoB" else "B (right)"} side, as --direction '
+                         f'{direction} says?')
+    return photos, labels, torch.cat(classes)
 
 
 def random_crops(photos, classes, crop, generator):
@@ -203,7 +212,7 @@ def main(argv=None):
         eval_photos, eval_labels, _ = load_pairs(eval_paths, args.direction, args.crop_size, palette,
                                                  'reading the evaluation pairs', args.device)
         result = ceiling(segmenter, eval_photos, eval_labels)
-        info.update(eval_phase=args.eval_phase, ceiling={k: result['output'][k] for k in ('pixel_accuracy', 'class_accuracy', 'mean_iou')})
+        info.update(eval_phase=args.eval_phase, ceiling={k: result['output'][k] for k in SCORES})
         print(f'on the real photos of {eval_dir} ({len(eval_paths)}, at {args.crop_size}x{args.crop_size}): '
               f'{format_semantic(result)}')
     save_segmenter(args.output, net, palette, args.crop_size, info)

@@ -40,16 +40,6 @@ def tiny_run(train_tiny):
 
 @pytest.fixture(scope='session')
 def vgg_weights(tmp_path_factory):
-    """A randomly initialised VGG19 saved as torchvision's vgg19-dcbb9e9d.pth holds it (its features' keys and
-    shapes; the classifier, which --lambda_vgg never uses, is left out): 80 MB."""
-    import torch
-    from torchvision.models import vgg
-    torch.manual_seed(0)
-    features = vgg.make_layers(vgg.cfgs['E'])
-    for module in features.modules():
-        if isinstance(module, torch.nn.Conv2d):  # as torchvision initialises VGG
-            torch.nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
-            torch.nn.init.zeros_(module.bias)
-    path = tmp_path_factory.mktemp('vgg') / 'vgg19-dcbb9e9d.pth'
-    torch.save({'features.' + k: v for k, v in features.state_dict().items()}, path)
-    return path
+    """A randomly initialised VGG19 saved as torchvision's vgg19-dcbb9e9d.pth holds it (models/perceptual.py): 80 MB."""
+    from models.perceptual import save_random_vgg19
+    return save_random_vgg19(tmp_path_factory.mktemp('vgg') / 'vgg19-dcbb9e9d.pth')

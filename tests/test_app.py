@@ -13,11 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
+from options.app_options import AppOptions
 from tests import browser
 from tests.isolation import sitecustomize_without
 from tests.scripts import REPO, run
 from tests.servers import Process, free_port
 from tests.tiny_data import pair_image
+from util.errors import UserError
 
 # Loaded by the app's interpreter: records (and refuses) every connection or name lookup beyond this machine.
 OFFLINE = '''
@@ -178,3 +180,11 @@ def test_the_app_names_the_experiments_there_are(runner, tiny_run):
     assert proc.returncode == 1
     assert f'{tiny_run.checkpoints / "nonexistent" / "latest_net_G.pth"} does not exist; experiments with one: tiny' \
         in proc.stderr
+
+
+def test_max_image_size_must_be_a_size():
+    for size in ('0', '-5'):
+        with pytest.raises(UserError) as error:
+            AppOptions().parse(['--name', 'tiny', '--max_image_size', size])
+        assert error.value.message == (f'--max_image_size {size}: give the largest side an upload may have, in pixels '
+                                       f'(at least 1; the default is 2048)')

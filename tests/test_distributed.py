@@ -251,6 +251,6 @@ def test_rank_0_validates_and_every_rank_follows_its_scores(runs):
 
 def test_tensorboard_is_written_by_rank_0_with_the_steps_of_one_process(runs):
     ddp, single = tensorboard_points(runs['root'] / 'ddp' / 'run'), tensorboard_points(runs['root'] / 'single' / 'run')
-    assert ddp.keys() == single.keys() and {'val/G/l1', 'val/G_ema/ssim', 'loss/G_L1', 'learning_rate'} <= set(ddp)
+    assert ddp.keys() == single.keys() and {'val/G/l1', 'val/G_ema/ssim', 'loss/G_L1', 'learning_rate/G'} <= set(ddp)
     for tag in single:
         assert [step for step, _ in ddp[tag]] == [step for step, _ in single[tag]], tag

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.segmenter import Segmenter, SegmenterNet, load_segmenter, save_segmenter
+from models.segmenter import SegmenterNet, load_segmenter, save_segmenter
 from tests.scripts import TINY_NET
 from tests.tiny_data import CITYSCAPES_PALETTE, FACADES_PALETTE, make_palette_pairs
 from util.errors import UserError
@@ -130,7 +130,7 @@ def test_label_maps_of_another_palette_are_refused():
     score = SemanticScore(NearestColourSegmenter(((0, 0, 0), (255, 255, 255))))
     reds = torch.full((1, 3, 8, 8), -1.0)
     reds[:, 0] = 1
-    with pytest.raises(UserError, match=r'img7: 100% of its pixels are far from every colour of the segmenter'):
+    with pytest.raises(UserError, match=r'img7: 100% of the pixels are far from every colour of the segmenter'):
         score.update(reds, None, reds, names=['img7'])
 
 
@@ -149,9 +149,13 @@ def test_segmenter_files_load_and_bad_ones_are_refused(tmp_path):
         size=(20, 28), mode='bilinear').argmax(1)
     assert torch.equal(segmenter.classes(photos), expected)
 
+    saved = torch.load(path, weights_only=True)
     for name, content, message in [('missing.pth', None, 'no such file'),
                                    ('truncated.pth', open(path, 'rb').read()[:200], 'cannot read it'),
-                                   ('generator.pth', net.state_dict(), 'is not a segmenter file')]:
+                                   ('generator.pth', net.state_dict(), 'is not a segmenter file'),
+                                   ('no_palette.pth', {k: v for k, v in saved.items() if k not in ('palette', 'size')},
+                                    f'--segmenter {tmp_path / "no_palette.pth"} lacks its palette, size; the file is '
+                                    f'damaged')]:
         bad = tmp_path / name
         if isinstance(content, bytes):
             bad.write_bytes(content)
@@ -279,6 +283,19 @@ def test_train_segmenter_refuses_photos_as_label_maps(semantic_run, runner, tmp_
     proc = runner.run('scripts/train_segmenter.py', '--dataroot', data, '--direction', 'AtoB', '--epochs', 1,
                       '--crop_size', 32, '--output', tmp_path / 'seg.pth', check=False)
     assert proc.returncode == 1 and 'A (left) side, as --direction AtoB says' in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / 'seg.pth').exists()
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--lr', 0], '--lr 0.0: give a positive learning rate, e.g. 0.002 (the default)'),
+    (['--min_class_fraction', 0.6], '--min_class_fraction 0.6: give a share above 0 and at most 0.5 (two classes at '
+                                    'least), e.g. 0.001 (the default)'),
+    (['--min_class_fraction', 0], '--min_class_fraction 0.0: give a share above 0'),
+])
+def test_train_segmenter_refuses_rates_and_shares_out_of_range(runner, tmp_path, flags, message):
+    proc = runner.run('scripts/train_segmenter.py', '--dataroot', tmp_path, *flags, '--output', tmp_path / 'seg.pth',
+                      check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith(f'error: {message}'), proc.stderr[-2000:]
     assert not (tmp_path / 'seg.pth').exists()
 
 

@@ -5,6 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from data.image_folder import holds_single_images
 from tests.tiny_data import pair_image
 
 
@@ -46,3 +47,20 @@ def test_a_file_that_is_not_an_image_gets_one_clear_line(runner, tiny_run, tmp_p
     proc = translate(runner, tiny_run, notes, tmp_path / 'results', check=False)
     assert proc.returncode == 1
     assert f'{notes} is not an image (.jpg, .jpeg, .png' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_single_images_may_all_lie_in_subfolders_but_a_dataset_layout_is_not_single_images(tmp_path):
+    nested = tmp_path / 'nested'
+    pair_image(str(nested / 'a' / 'one.png'), 32, 32)
+    pair_image(str(nested / 'b' / 'c' / 'two.png'), 32, 32)
+    assert holds_single_images(str(nested), 'test')
+    assert holds_single_images(str(nested / 'a' / 'one.png'), 'test')
+    (tmp_path / 'empty' / 'sub').mkdir(parents=True)
+    assert not holds_single_images(str(tmp_path / 'empty'), 'test')
+    for split in ('test', 'train', 'val'):  # test/ is the dataset's split; train/ or val/ alone: test/ is missing
+        dataset = tmp_path / f'with_{split}'
+        pair_image(str(dataset / split / 'pair.png'), 64, 32)
+        pair_image(str(dataset / 'loose.png'), 32, 32)
+        assert not holds_single_images(str(dataset), 'test')
+    assert not holds_single_images(str(tmp_path / 'with_test'), 'val')  # another PHASE: test/ still marks a dataset
+    assert not holds_single_images(str(tmp_path / 'nothing_here'), 'test')

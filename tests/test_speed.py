@@ -1,7 +1,6 @@
 """Speed options (--amp, --channels_last, --compile, --adam_impl), the small-convolution matmul path, and
 scripts/benchmark.py: each changes what it should and nothing else. No test asserts a time."""
 import json
-import re
 import subprocess
 
 import numpy as np
@@ -156,12 +155,25 @@ def test_compiled_model_trains_and_matches_eager(tmp_path):
 
 
 @pytest.mark.parametrize('flags,message', [
-    (('--compile_mode', 'reduce-overhead'), '--compile_mode reduce-overhead is a mode of --compile: add --compile'),
-    (('--compile', '--compile_mode', 'reduce-overhead'), 'records CUDA graphs, which need CUDA (--device is cpu)'),
+    (('--compile_mode', 'max-autotune'), '--compile_mode max-autotune is a mode of --compile: add --compile'),
+    (('--compile', '--compile_mode', 'reduce-overhead'),
+     '--compile_mode reduce-overhead only adds CUDA graphs, which torch skips off CUDA (--device is cpu), so it would '
+     'compile as --compile_mode default: use that'),
 ])
-def test_compile_mode_needs_compile_and_cuda_graphs_need_cuda(tmp_path, flags, message):
-    with pytest.raises(UserError, match=re.escape(message)):
+def test_compile_mode_needs_compile_and_reduce_overhead_needs_cuda(tmp_path, flags, message):
+    with pytest.raises(UserError) as error:
         tiny_model(tmp_path, *flags)
+    assert error.value.message == message
+
+
+@needs_cxx
+@pytest.mark.parametrize('mode', ['max-autotune', 'max-autotune-no-cudagraphs'])
+def test_autotuning_modes_are_taken_on_the_cpu(tmp_path, mode):
+    # Inductor autotunes on the CPU too and skips max-autotune's CUDA graphs there. Parsed only: compiling
+    # with autotuning takes minutes on a CPU.
+    opt = TrainOptions().parse(['--dataroot', str(tmp_path), '--device', 'cpu', *TINY_NET, '--compile',
+                                '--compile_mode', mode])
+    assert (opt.device, opt.compile, opt.compile_mode) == ('cpu', True, mode)
 
 
 def test_cuda_graph_modes_mark_a_new_step_at_each_generator_forward(tmp_path, monkeypatch):

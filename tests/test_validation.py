@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from data import create_validation_loader
+from models.segmenter import SegmenterNet, save_segmenter
 from options.train_options import TrainOptions
 from tests import browser
 from tests.saved_networks import plateau_state
@@ -22,9 +23,10 @@ from util.training.random_states import side_stream
 NETWORKS = ('G', 'G_ema')
 METRICS = ('l1', 'psnr', 'ssim')
 SIZE = ['--load_size', 32, '--crop_size', 32]
-# 4 pairs, batch 1, 3 epochs: losses every sample, visuals every 2nd, a validation and a checkpoint per epoch.
+# 4 pairs, batch 1, 3 epochs: losses every sample, visuals every 2nd, a validation and a checkpoint per epoch;
+# D learns at twice G's rate.
 ARGS = ['--n_epochs', 2, '--n_epochs_decay', 1, '--seed', 0, '--val_freq', 1, '--ema_decay', 0.5, '--ema_every', 1,
-        '--save_epoch_freq', 1, '--print_freq', 1, '--display_freq', 2, '--tensorboard']
+        '--save_epoch_freq', 1, '--print_freq', 1, '--display_freq', 2, '--tensorboard', '--lr_D', 4e-4]
 
 
 @pytest.fixture(scope='module')
@@ -88,17 +90,19 @@ def test_tensorboard_holds_losses_rate_scores_and_visuals(validated):
     events.Reload()
     losses = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
     scores = [f'val/{name}/{metric}' for name in NETWORKS for metric in METRICS]
-    assert sorted(events.Tags()['scalars']) == sorted([f'loss/{k}' for k in losses] + ['learning_rate'] + scores)
+    rates = ['learning_rate/G', 'learning_rate/D']
+    assert sorted(events.Tags()['scalars']) == sorted([f'loss/{k}' for k in losses] + rates + scores)
     logged = [line for line in (validated.folder / 'loss_log.txt').read_text().splitlines() if line.startswith('(')]
     for name in losses:
         points = events.Scalars(f'loss/{name}')
         assert [p.step for p in points] == list(range(1, 13))
         printed = [float(line.split(f' {name}: ')[1].split()[0]) for line in logged]
         assert [p.value for p in points] == pytest.approx(printed, abs=5e-4)  # the log rounds to 3 decimals
-    # Linear decay over the last of 3 epochs: half the rate in epoch 3.
-    rates = events.Scalars('learning_rate')
-    assert [p.step for p in rates] == list(range(1, 13))
-    assert [p.value for p in rates] == pytest.approx([2e-4] * 8 + [1e-4] * 4)
+    # Linear decay over the last of 3 epochs: half of each rate in epoch 3.
+    for tag, rate in zip(rates, (2e-4, 4e-4)):
+        points = events.Scalars(tag)
+        assert [p.step for p in points] == list(range(1, 13))
+        assert [p.value for p in points] == pytest.approx([rate] * 8 + [rate / 2] * 4)
     for line in val_log(validated.folder):
         for name in NETWORKS:
             for metric in METRICS:
@@ -144,7 +148,7 @@ def test_training_page_charts_each_metric_beside_the_losses(validated, tmp_path)
             assert [x for x, _ in points] == sorted(x for x, _ in points)
 
 
-def test_validation_split_and_its_preparation(tmp_path):
+def test_validation_split_and_its_preparation(tmp_path, monkeypatch):
     data = make_aligned_pairs(str(tmp_path / 'data'), count=3, size=32, phases=('train', 'val', 'test'))
 
     def loader(*extra):
@@ -159,6 +163,11 @@ def test_validation_split_and_its_preparation(tmp_path):
     assert len(loader('--val_max', '2').dataset) == 2 and len(loader().dataset) == 3
     assert loader('--batch_size', '4').batch_size == 4
     assert loader('--batch_size', '4', '--preprocess', 'none').batch_size == 1  # sizes may differ: one at a time
+    with monkeypatch.context() as patch:
+        patch.setattr(os, 'cpu_count', lambda: 8)  # cores to spare for a worker
+        with_workers = loader('--num_threads', '1')
+    # Unlike the training loader's, its workers end with each validation instead of idling until the next.
+    assert (with_workers.num_workers, with_workers.persistent_workers) == (1, False)
     assert create_validation_loader(TrainOptions().parse(['--dataroot', data, *TINY_NET])) is None  # no --val_freq
     for split in ('val', 'test'):
         os.rename(os.path.join(data, split), os.path.join(data, f'held_out_{split}'))
@@ -179,6 +188,8 @@ def test_validation_split_and_its_preparation(tmp_path):
     (['--val_max', 0], '--val_max 0: validate on at least 1 image'),
     (['--segmenter', 'seg.pth'], '--segmenter scores the validations, but there are none: add --val_freq N'),
     (['--val_freq', 1, '--val_metric', 'mean_iou'], '--val_metric mean_iou is a semantic score: add --segmenter PATH'),
+    (['--continue_train', '--epoch', 'best'], '--epoch best is the best validated generator alone (best_net_G.pth, '
+                                              'for test.py); --continue_train needs D as well'),
 ])
 def test_impossible_validation_options(extra, message):
     with pytest.raises(UserError) as error:
@@ -263,3 +274,22 @@ def test_the_semantic_score_of_each_validation_is_test_py_s(runner, tmp_path):
     best = json.loads((checkpoints / 'semantic' / 'best_net_G.json').read_text())
     assert best['metric'] == 'mean_iou'
     assert best['score'] == max(line['scores']['G']['mean_iou'] for line in log)
+
+
+def test_a_segmenter_of_other_label_maps_is_refused_before_training(runner, tmp_path):
+    # Its palette (black and white) holds none of the dataset's label colours: train.py stops before the first
+    # epoch trains, not at the first validation, hours in.
+    data = tmp_path / 'data'
+    make_palette_pairs(str(data), ((20, 20, 200), (230, 40, 40), (40, 200, 60), (240, 230, 50)), count=2, size=32)
+    segmenter = tmp_path / 'other_palette.pth'
+    save_segmenter(str(segmenter), SegmenterNet(2, width=4), [[0, 0, 0], [255, 255, 255]], 32, {})
+    checkpoints = tmp_path / 'checkpoints'
+    proc = runner.run('train.py', '--dataroot', data, '--direction', 'BtoA', '--name', 'other', '--checkpoints_dir',
+                      checkpoints, *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0, '--save_epoch_freq', 1,
+                      '--print_freq', 1, '--val_freq', 1, '--segmenter', segmenter, check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    assert f'error: {data / "test" / "000.jpg"} (real_A, the first validation image): 100% of the pixels are far ' \
+           f"from every colour of the segmenter's palette (2 classes, {segmenter}), so it was trained on other label " \
+           f'maps' in proc.stderr
+    assert '(epoch: 1,' not in proc.stdout
+    assert not list(checkpoints.glob('other/*.pth'))  # no epoch, latest or best checkpoint

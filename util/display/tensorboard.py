@@ -2,7 +2,8 @@
 
     tensorboard --logdir checkpoints
 
-Scalars: loss/<name> and learning_rate at every --print_freq, val/<network>/<metric> at each validation;
+Scalars: loss/<name> and learning_rate/<network> (G, and D, whose rate --lr_D sets apart) at every
+--print_freq, val/<network>/<metric> at each validation;
 images: visuals/<name> at every --display_freq. The step of every point is total_iters, the samples
 trained on so far (the x of loss_log.txt's lines), so curves from runs with other batch sizes line up.
 

@@ -78,13 +78,13 @@ class Visualizer:
         if self.use_html:
             self.write_page()
 
-    def plot_current_losses(self, epoch, counter_ratio, losses, step, learning_rate):
+    def plot_current_losses(self, epoch, counter_ratio, losses, step, learning_rates):
         """Add the losses to visdom's plot at x = epochs trained (counter_ratio: the part of this epoch done),
-        and with the learning rate to TensorBoard at step (total_iters)."""
+        and with each network's learning rate ({name: rate}) to TensorBoard at step (total_iters)."""
         self.display.plot_losses(epoch - 1 + counter_ratio, losses)
         if self.tensorboard:
-            self.tensorboard.scalars({**{f'loss/{k}': v for k, v in losses.items()}, 'learning_rate': learning_rate},
-                                     step)
+            self.tensorboard.scalars({**{f'loss/{k}': v for k, v in losses.items()},
+                                      **{f'learning_rate/{k}': v for k, v in learning_rates.items()}}, step)
 
     def plot_validation(self, record):
         """A validation's scores (util/training/validation.py's record) in visdom, TensorBoard and the web page,

@@ -107,8 +107,9 @@ def merge(modes, support):
     return modes[kept], support[kept]
 
 
-def label_classes(images, palette, tolerance=TOLERANCE):
-    """Class maps (N, H, W) of label maps (N, H, W, 3) (uint8 tensor), on their device.
+def label_classes(images, palette, tolerance=TOLERANCE, nearest=None):
+    """Class maps (N, H, W) of label maps (N, H, W, 3) (uint8 tensor), on their device. nearest: what
+    nearest_classes(images, palette, tolerance) gives, when the caller has it already.
 
     A pixel within `tolerance` of a palette colour takes that class. The others lie along edges and in
     thin regions, where resizing and JPEG's half-resolution colour blend a class with its neighbour:
@@ -122,7 +123,7 @@ def label_classes(images, palette, tolerance=TOLERANCE):
     the commonest class around it (fill_edges), and single pixels of a class none of their 8
     neighbours has are given their neighbours' commonest class."""
     palette = torch.as_tensor(palette, device=images.device)
-    classes = nearest_classes(images, palette, tolerance)
+    classes = nearest_classes(images, palette, tolerance) if nearest is None else nearest.clone()
     matched = classes != IGNORE
     colours, references = ycbcr(images), ycbcr(palette)
     tried = torch.zeros_like(matched)  # a pixel no blend explained is not tried again

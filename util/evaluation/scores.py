@@ -27,8 +27,7 @@ LABELS_TO_PHOTO = ('real_A', 'fake_B', 'real_B')  # the visuals the semantic sco
 METRICS = ('l1', 'psnr', 'ssim')
 # Worst first: the largest L1, the lowest PSNR or SSIM.
 WORST_FIRST_DESCENDING = {'l1': True, 'psnr': False, 'ssim': False}
-# The scores a checkpoint can be ranked by (train.py --val_metric).
-# What validation can rank generators by: the image metrics, and the semantic score with a segmenter.
+# What train.py --val_metric can rank generators by: the image metrics, and the semantic score with a segmenter.
 RANKED_METRICS = tuple(WORST_FIRST_DESCENDING) + SCORES
 
 

@@ -33,6 +33,19 @@ NAMES = {'pixel_accuracy': 'pixel accuracy', 'class_accuracy': 'mean class accur
 MOST_UNMATCHED = 0.5  # a label map with more of its pixels away from every palette colour is not this palette's
 
 
+def unmatched_shares(nearest):
+    """The share of each label map's pixels that is far from every palette colour, from nearest_classes'
+    answer (N, H, W)."""
+    return (nearest == IGNORE).flatten(1).float().mean(1)
+
+
+def refuse_other_palette(share, what, whose):
+    """A UserError when more than MOST_UNMATCHED of the pixels of `what` (label maps) are far from every
+    colour of `whose` (a palette, and why that matters): they were drawn with another palette."""
+    if share > MOST_UNMATCHED:
+        raise UserError(f'{what}: {share:.0%} of the pixels are far from every colour of {whose}')
+
+
 def confusion_matrix(truth, predicted, num_classes):
     """(K, K) int64 counts of pixels of true class i predicted as j; IGNORE pixels of truth are left out."""
     keep = truth != IGNORE
@@ -86,20 +99,10 @@ class SemanticScore:
         (N, 3, H, W) tensors in [-1, 1] of one size. Returns the generated photos' own scores, one dict
         per image. `names` (one per image) name a label map that does not use the segmenter's colours."""
         device = self.segmenter.device
-        labels = to_uint8(label_map.to(device))
-        if labels.shape[-1] != 3:
-            raise UserError(f'the semantic score needs RGB label maps; these have {labels.shape[-1]} channel(s)')
-        unmatched = (nearest_classes(labels, self.segmenter.palette, self.tolerance) == IGNORE).flatten(1).float().mean(1)
-        for i, share in enumerate(unmatched.tolist()):
-            if share > MOST_UNMATCHED:
-                name = names[i] if names else f'label map {i} of the batch'
-                raise UserError(f'{name}: {share:.0%} of its pixels are far from every colour of the segmenter\'s '
-                                f'palette ({self.num_classes} classes, {self.segmenter.path}), so it was trained on '
-                                f'other label maps: train one on this dataset with scripts/train_segmenter.py '
-                                f'(and the same --direction; the label maps must be the input side)')
+        labels, nearest = self.read_label_maps(label_map, names)
         self.pixels += labels[..., 0].numel()
-        self.unmatched += float(unmatched.sum()) * labels[0, ..., 0].numel()
-        truth = label_classes(labels, self.segmenter.palette, self.tolerance)
+        self.unmatched += float(unmatched_shares(nearest).sum()) * labels[0, ..., 0].numel()
+        truth = label_classes(labels, self.segmenter.palette, self.tolerance, nearest)
         per_image = []
         for role, photos in (('output', fake), ('target', real)):
             if photos is None:
@@ -110,6 +113,22 @@ class SemanticScore:
             if role == 'output':
                 per_image = [{k: v for k, v in scores(c).items() if k in SCORES} for c in confusions]
         return per_image
+
+    def read_label_maps(self, label_map, names=None):
+        """Label maps (N, 3, H, W) in [-1, 1] as uint8 (N, H, W, 3) on the segmenter's device, and each pixel's
+        nearest palette class (nearest_classes); a UserError for maps that are not RGB, or are drawn with
+        another palette than the segmenter's. `names` (one per map) name them in the error."""
+        labels = to_uint8(label_map.to(self.segmenter.device))
+        if labels.shape[-1] != 3:
+            raise UserError(f'the semantic score needs RGB label maps; these have {labels.shape[-1]} channel(s)')
+        nearest = nearest_classes(labels, self.segmenter.palette, self.tolerance)
+        for i, share in enumerate(unmatched_shares(nearest).tolist()):
+            refuse_other_palette(
+                share, names[i] if names else f'label map {i} of the batch',
+                f'the segmenter\'s palette ({self.num_classes} classes, {self.segmenter.path}), so it was trained on '
+                f'other label maps: train one on this dataset with scripts/train_segmenter.py (and the same '
+                f'--direction; the label maps must be the input side)')
+        return labels, nearest
 
     def result(self):
         """{'output': scores of the generated photos, 'target': of the real ones (when given),

@@ -22,32 +22,44 @@ import json
 import os
 import time
 
+from torch.utils.data import default_collate
+
 from util.display.loss_plot import VALIDATION_LOG
 from util.display.visualizer import progress_bar
 from util.distributed import broadcast, is_main
 from util.errors import UserError
 from util.evaluation import metrics
-from util.evaluation.scores import Evaluation, format_scores, is_better, target_pair
-from util.evaluation.semantic import SCORES
+from util.evaluation.scores import LABELS_TO_PHOTO, Evaluation, format_scores, is_better, target_pair
+from util.evaluation.semantic import SCORES, SemanticScore
 from util.files import atomic_write_text
 from util.images import tensor2im
 from util.training.random_states import side_stream
 
 
 class Validation:
-    def __init__(self, opt, state, loader, visual_names, segmenter=None):
+    def __init__(self, opt, state, loader, model, segmenter=None):
         """loader: data.create_validation_loader(opt), None without --val_freq. state: the TrainingState,
-        which saves what validation knows (state.validation) with everything else. segmenter (--segmenter):
-        a models.segmenter.Segmenter that adds the semantic score."""
+        which saves what validation knows (state.validation) with everything else. model: the model to be
+        trained. segmenter (--segmenter): a models.segmenter.Segmenter that adds the semantic score."""
         self.opt = opt
         self.state = state
         self.loader = loader
         self.segmenter = segmenter
         if loader is not None and segmenter is not None:
-            Evaluation(visual_names, segmenter=segmenter)  # a model that does not translate label maps fails now
-        if loader is not None and target_pair(visual_names) is None:
+            Evaluation(model.visual_names, segmenter=segmenter)  # a model that does not translate label maps fails now
+            self.check_palette(model)
+        if loader is not None and target_pair(model.visual_names) is None:
             raise UserError(f'--val_freq scores outputs against targets, but --model {opt.model} shows only '
-                            f'{", ".join(visual_names)}; drop --val_freq')
+                            f'{", ".join(model.visual_names)}; drop --val_freq')
+
+    def check_palette(self, model):
+        """Refuse a segmenter made for other label maps now, on the first validation image's, rather than at
+        the first validation, hours in. Every rank checks the same image, so all stop together and none waits
+        for the others until --dist_timeout."""
+        model.set_input(default_collate([self.loader.dataset[0]]))  # as a validation batch reaches the model
+        label_map = getattr(model, LABELS_TO_PHOTO[0])
+        name = f'{model.get_image_paths()[0]} ({LABELS_TO_PHOTO[0]}, the first validation image)'
+        SemanticScore(self.segmenter).read_label_maps(label_map, names=[name])
 
     def due(self, epoch, last_epoch):
         """Every --val_freq epochs and after the last one, unless this epoch was validated before a save that
