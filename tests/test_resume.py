@@ -88,7 +88,7 @@ def assert_same_validation_and_curves(folder, expected_folder):
         best, expected = (torch.load(f / f'best_net_{name}.pth', weights_only=True) for f in (folder, expected_folder))
         assert best.keys() == expected.keys() and all(torch.equal(best[k], expected[k]) for k in expected)
     got, expected = tensorboard_points(folder), tensorboard_points(expected_folder)
-    assert got.keys() == expected.keys() and len(got) == 4 + 1 + 6 + 3  # losses, rate, 2 x 3 scores, 3 visuals
+    assert got.keys() == expected.keys() and len(got) == 4 + 2 + 6 + 3  # losses, G's and D's rates, 2 x 3 scores, 3 visuals
     for tag in expected:
         assert got[tag] == expected[tag], tag
         steps = [step for step, _ in got[tag]]
