@@ -44,6 +44,7 @@ def main(argv=None):
     model = models.create_model(opt)
     distributed.barrier()  # --continue_train: every rank loads the files rank 0 wrote, once it is done writing
     model.setup(opt)
+    model.statistics_data = loader.dataset  # --ema_bn_images: the saved average's batch norm statistics
     state.restore(model)  # --continue_train: the model's state, the counters and the random states
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # the semantic score
     validation = Validation(opt, state, create_validation_loader(opt), model, segmenter)  # --val_freq

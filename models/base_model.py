@@ -3,6 +3,7 @@
 A model names its pieces in lists (loss_names, visual_names, model_names) and this class finds the
 attributes loss_<name>, <visual>, net<name> by those names. What train.py uses of a model:
     set_input(data), optimize_parameters(), update_averages()   one training step
+    statistics_data                                              --ema_bn_images: a dataset, set by train.py
     get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
     networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
     state_dict(), load_state_dict(state)                         everything an exact resume needs
@@ -15,6 +16,7 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import default_collate
 
 from models import checkpoint, networks
 from util.devices import keep_freed_memory
@@ -31,6 +33,7 @@ class BaseModel:
         self.loss_names, self.model_names, self.visual_names = [], [], []
         self.optimizers, self.schedulers = [], []
         self.averages = {}  # name -> WeightAverage of a trained network, saved as <epoch>_net_<name>.pth
+        self.statistics_data = None  # --ema_bn_images: the dataset the saved averages' statistics come from
         self.plateau_loss = None  # the loss name whose epoch mean --lr_policy plateau follows
         self.image_paths = []
         # --amp: the networks run in bfloat16/float16 inside self.autocast(); weights, gradients, optimizer
@@ -218,11 +221,26 @@ class BaseModel:
         reference's file names and format."""
         os.makedirs(self.save_dir, exist_ok=True)
         nets = {name: unwrap(net) for name, net in self.networks().items()}
-        nets.update({name: average.net for name, average in self.averages.items()})
+        nets.update({name: self.average_to_save(average) for name, average in self.averages.items()
+                     if names is None or name in names})
         for name, net in nets.items():
             if names is None or name in names:
                 atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
+
+    def average_to_save(self, average):
+        """The weight average as saved: with --ema_bn_images N and batch norm, with its running statistics
+        recomputed over the first N samples of self.statistics_data (train.py gives it the training set)."""
+        images = min(getattr(self.opt, 'ema_bn_images', 0), len(self.statistics_data or ()))
+        if not images or self.opt.norm not in ('batch', 'syncbatch'):
+            return average.net
+        print(f"recomputing the weight average's batch norm statistics over {images} training images")
+        size = self.opt.batch_size  # the batches training normalises over
+        batches = (self.generator_input(default_collate([self.statistics_data[i]
+                                                         for i in range(start, min(start + size, images))]))
+                   for start in range(0, images, size))
+        with self.autocast():
+            return average.with_recomputed_statistics(batches, self.generate)
 
     def load_networks(self, prefix):
         for name in self.model_names:

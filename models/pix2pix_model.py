@@ -47,6 +47,11 @@ class Pix2PixModel(BaseModel):
             parser.add_argument('--ema_every', type=int, default=10,
                                 help='update the average every N steps (with decay ** N): nearly the same '
                                      'average for 1/N of its cost (10 ms a step for unet_128 on 2 CPU cores)')
+            parser.add_argument('--ema_bn_images', type=int, default=0,
+                                help="with batch norm: recompute the saved average's batch norm statistics "
+                                     "over this many training images (SWA's update_bn); the averaged ones "
+                                     "are the trained weights' and --eval testing of the average suffers "
+                                     '(docs/quality.md). 0: keep the averaged ones (as before)')
         return parser
 
     def __init__(self, opt):
@@ -88,9 +93,13 @@ class Pix2PixModel(BaseModel):
 
     def set_input(self, data):
         AtoB = self.opt.direction == 'AtoB'
-        self.real_A = data['A' if AtoB else 'B'].to(self.device, non_blocking=True)
+        self.real_A = self.generator_input(data)
         self.real_B = data['B' if AtoB else 'A'].to(self.device, non_blocking=True)
         self.image_paths = data['A_paths' if AtoB else 'B_paths']
+
+    def generator_input(self, data):
+        """G's input in a batch from the loader."""
+        return data['A' if self.opt.direction == 'AtoB' else 'B'].to(self.device, non_blocking=True)
 
     def forward(self):
         with self.autocast():

@@ -239,6 +239,14 @@ def validate(opt):
             checks.append((0 <= opt.ema_decay < 1, f'--ema_decay {opt.ema_decay}: give a decay between 0 and 1, '
                                                    f'e.g. 0.999 (an average over about 1,000 steps), or 0 for none'))
             checks.append((opt.ema_every >= 1, f'--ema_every {opt.ema_every}: give a number of steps, at least 1'))
+            checks.append((opt.ema_bn_images >= 0, f'--ema_bn_images {opt.ema_bn_images}: give a number of '
+                                                   f'images, or 0 to keep the averaged statistics'))
+            if opt.ema_bn_images and 'ema_bn_images' in opt.explicit:  # a recipe's value is harmless without them
+                checks.append((opt.ema_decay > 0, f'--ema_bn_images recomputes the weight average\'s statistics, '
+                                                  f'but there is no average: add --ema_decay 0.999, or drop --ema_bn_images'))
+                checks.append((opt.norm in ('batch', 'syncbatch'),
+                               f'--ema_bn_images recomputes batch norm statistics, but --norm {opt.norm} keeps '
+                               f'none: drop --ema_bn_images, or train with --norm batch'))
     if 'crop' in opt.preprocess:
         checks.append((opt.crop_size <= opt.load_size,
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '

@@ -1,6 +1,7 @@
 """--ema_decay: the moving average of G's weights follows its formula, is saved in the reference's format,
 and test.py tests it with --model_suffix _ema (resuming it exactly: tests/test_resume.py; under DDP:
 tests/test_distributed.py)."""
+import copy
 import shutil
 
 import numpy as np
@@ -94,6 +95,44 @@ def test_restart_and_state_round_trip():
     assert average.steps == 0 and torch.equal(average.net[0].weight, net[0].weight)
 
 
+def batch_statistics(net, batches):
+    """Per batch norm layer, the mean over batches of its input's per-channel mean and unbiased variance, with
+    the layers normalising each batch by its own statistics and dropout off: computed from hooks, not by
+    batch norm's own running averages."""
+    net = copy.deepcopy(net).eval()
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    seen = {norm: [] for norm in norms}
+    for norm in norms:
+        norm.train()
+        norm.register_forward_pre_hook(lambda module, args: seen[module].append(
+            (args[0].mean((0, 2, 3)), args[0].transpose(0, 1).flatten(1).var(1, unbiased=True))))
+    with torch.no_grad():
+        for batch in batches:
+            net(batch)
+    return [(torch.stack([m for m, _ in seen[n]]).mean(0), torch.stack([v for _, v in seen[n]]).mean(0)) for n in norms]
+
+
+def test_recomputed_statistics_are_those_of_the_averaged_weights_without_dropout():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), networks.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5),
+                        nn.Conv2d(4, 4, 3), networks.SyncBatchNorm(4))
+    average = WeightAverage(net, decay=0.9)
+    kept = {k: v.clone() for k, v in average.net.state_dict().items()}
+    batches = [torch.randn(2, 3, 8, 8) * 3 + 1 for _ in range(3)]
+    saved = average.with_recomputed_statistics(iter(batches), lambda net, x: net(x))
+
+    expected = batch_statistics(net, batches)
+    norms = [m for m in saved.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm, (mean, var) in zip(norms, expected):
+        assert torch.allclose(norm.running_mean, mean, atol=1e-5) and torch.allclose(norm.running_var, var, atol=1e-4)
+    assert not torch.allclose(norms[0].running_mean, torch.zeros(4), atol=0.1)  # not the initial statistics
+    # The sync layer was computed here alone (one process saves), as the plain layer it saves like.
+    assert type(norms[1]) is networks.BatchNorm2d and saved.state_dict().keys() == kept.keys()
+    assert not saved.training
+    assert all(torch.equal(v, kept[k]) for k, v in average.net.state_dict().items())  # the average is untouched
+    assert all(torch.equal(v, kept[k]) for k, v in saved.state_dict().items() if 'running' not in k)
+
+
 @pytest.fixture(scope='module')
 def trained(train_tiny):
     tiny = train_tiny('--norm', 'batch', '--n_epochs', 3, '--n_epochs_decay', 3, '--seed', 0, '--no_html',
@@ -161,9 +200,42 @@ def test_resuming_a_run_without_an_average_starts_it_from_the_resumed_weights(ru
     assert (folder / 'added' / '7_net_G_ema.pth').exists()
 
 
+def test_ema_bn_images_saves_the_statistics_of_the_average_over_the_first_training_images(train_tiny):
+    args = ['--norm', 'batch', '--n_epochs', 1, '--n_epochs_decay', 1, '--seed', 0, '--no_html', '--no_flip',
+            '--batch_size', 2, '--ema_decay', 0.9, '--ema_every', 1, '--ema_bn_images', 3]
+    tiny = train_tiny(*args, name='ema_bn', count=4)
+    saved = torch.load(tiny.folder / 'latest_net_G_ema.pth', weights_only=True)
+    state = torch.load(tiny.folder / 'latest_train_state.pth', weights_only=True)
+    averaged = state['averages']['G_ema']['weights']  # what training goes on with: the statistics averaged
+
+    net = networks.define_G(3, 3, 8, 'unet_32', 'batch', True)
+    net.load_state_dict(averaged)
+    # The first 3 training pairs (no flip: as they are on disk), labels -> photo as trained (AtoB: A is the left
+    # half), in batches of --batch_size: 2 then 1.
+    images = [np.asarray(Image.open(path).convert('RGB'), dtype=np.float32)[:, :32] / 127.5 - 1
+              for path in sorted((tiny.data / 'train').iterdir())[:3]]
+    inputs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    expected = batch_statistics(net, [inputs[:2], inputs[2:]])
+    means = [k for k in saved if k.endswith('running_mean')]
+    assert len(means) == len(expected) > 2
+    for key, (mean, var) in zip(means, expected):
+        assert torch.allclose(saved[key], mean, atol=1e-4), key
+        assert torch.allclose(saved[key.replace('mean', 'var')], var, rtol=1e-3, atol=1e-4), key
+        assert not torch.allclose(saved[key], averaged[key], atol=1e-3), key  # the saved file only
+    # The weights themselves are the average's, and each numbered file gets the same statistics.
+    assert all(torch.equal(saved[k], averaged[k]) for k in saved if 'running' not in k)
+    numbered = torch.load(tiny.folder / '2_net_G_ema.pth', weights_only=True)
+    assert all(torch.equal(numbered[k], saved[k]) for k in saved)
+
+
 @pytest.mark.parametrize('flags,message', [
     (['--ema_decay', 1], '--ema_decay 1.0: give a decay between 0 and 1'),
     (['--ema_decay', 0.99, '--ema_every', 0], '--ema_every 0: give a number of steps, at least 1'),
+    (['--ema_bn_images', 10], '--ema_bn_images recomputes the weight average\'s statistics, but there is no average'),
+    (['--ema_decay', 0.99, '--norm', 'instance', '--ema_bn_images', 10], '--ema_bn_images recomputes batch norm '
+                                                                           'statistics, but --norm '
+                                                     'instance keeps none'),
+    (['--ema_decay', 0.99, '--norm', 'batch', '--ema_bn_images', -1], '--ema_bn_images -1: give a number of images'),
 ])
 def test_impossible_average_settings(runner, trained, flags, message):
     data, checkpoints = trained
