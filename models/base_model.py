@@ -234,7 +234,6 @@ class BaseModel:
         images = min(getattr(self.opt, 'ema_bn_images', 0), len(self.statistics_data or ()))
         if not images or self.opt.norm not in ('batch', 'syncbatch'):
             return average.net
-        print(f"recomputing the weight average's batch norm statistics over {images} training images")
         size = self.opt.batch_size  # the batches training normalises over
         batches = (self.generator_input(default_collate([self.statistics_data[i]
                                                          for i in range(start, min(start + size, images))]))

@@ -33,6 +33,7 @@ class WeightAverage:
         self.every = every
         self.net = copy.deepcopy(net).requires_grad_(False)
         self.steps = 0
+        self.recomputed = None  # (steps, copy) from with_recomputed_statistics, until the average moves
 
     @torch.no_grad()
     def update(self):
@@ -65,12 +66,17 @@ class WeightAverage:
         for averaged, live in zip(*self.tensor_pairs()):
             averaged.copy_(live)
         self.steps = 0
+        self.recomputed = None
 
     @torch.no_grad()
     def with_recomputed_statistics(self, batches, generate):
         """A copy of the average whose batch norm running statistics are the mean, over batches (inputs of
         G), of the statistics each batch normalises with in training, and otherwise in eval mode (no
-        dropout). The average itself is left as it is, so saving never changes the training (exact resume)."""
+        dropout). The average itself is left as it is, so saving never changes the training (exact resume).
+        The copy is reused until the average moves: train.py saves 'latest' and the epoch's files in turn."""
+        if self.recomputed and self.recomputed[0] == self.steps:
+            return self.recomputed[1]
+        print("recomputing the weight average's batch norm statistics (--ema_bn_images)", flush=True)
         net = copy.deepcopy(self.net).eval()
         norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         counters = [norm.num_batches_tracked.clone() for norm in norms]
@@ -86,7 +92,8 @@ class WeightAverage:
             generate(net, batch)
         for norm, counter in zip(norms, counters):  # the file differs from the average by the statistics alone
             norm.num_batches_tracked.copy_(counter)
-        return net.eval()
+        self.recomputed = (self.steps, net.eval())
+        return net
 
     def state_dict(self):
         return {'weights': {k: v.detach().cpu() for k, v in self.net.state_dict().items()}, 'steps': self.steps}
@@ -94,3 +101,4 @@ class WeightAverage:
     def load_state_dict(self, state):
         self.net.load_state_dict(state['weights'])
         self.steps = state['steps']
+        self.recomputed = None

@@ -131,6 +131,10 @@ def test_recomputed_statistics_are_those_of_the_averaged_weights_without_dropout
     assert not saved.training
     assert all(torch.equal(v, kept[k]) for k, v in average.net.state_dict().items())  # the average is untouched
     assert all(torch.equal(v, kept[k]) for k, v in saved.state_dict().items() if 'running' not in k)
+    # Saved twice in a row (latest, then the epoch's file): one pass. Once the average moves, a new one.
+    assert average.with_recomputed_statistics(iter([]), None) is saved
+    average.update()
+    assert average.with_recomputed_statistics(iter(batches), lambda net, x: net(x)) is not saved
 
 
 @pytest.fixture(scope='module')
