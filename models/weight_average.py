@@ -78,6 +78,7 @@ class WeightAverage:
             return self.recomputed[1]
         print("recomputing the weight average's batch norm statistics (--ema_bn_images)", flush=True)
         net = copy.deepcopy(self.net).eval()
+        networks.normalize_each_image(net, False)  # per-image statistics would leave the running ones as they are
         norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         counters = [norm.num_batches_tracked.clone() for norm in norms]
         for norm in norms:

@@ -117,6 +117,7 @@ def test_recomputed_statistics_are_those_of_the_averaged_weights_without_dropout
     net = nn.Sequential(nn.Conv2d(3, 4, 3), networks.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5),
                         nn.Conv2d(4, 4, 3), networks.SyncBatchNorm(4))
     average = WeightAverage(net, decay=0.9)
+    networks.normalize_each_image(average.net)  # as validation (testing_with) or test.py leave it
     kept = {k: v.clone() for k, v in average.net.state_dict().items()}
     batches = [torch.randn(2, 3, 8, 8) * 3 + 1 for _ in range(3)]
     saved = average.with_recomputed_statistics(iter(batches), lambda net, x: net(x))
