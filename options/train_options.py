@@ -55,8 +55,9 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--gan_mode', type=str, default='lsgan', help='vanilla | lsgan | wgangp | hinge')
         parser.add_argument('--recipe', choices=tuple(RECIPES), default='reference',
                             help='a set of training options applied as defaults (flags you type win): '
-                                 'reference changes nothing; improved turns on the options of '
-                                 "pix2pixHD and SPADE and the weight average (options/recipes.py lists them)")
+                                 'reference changes nothing; improved turns on the options that did best on facades '
+                                 "(SPADE's hinge loss and spectral norm, resize upsampling, the weight average; "
+                                 'options/recipes.py lists them)')
         parser.add_argument('--pool_size', type=int, default=50, help='size of the image buffer of generated images')
         parser.add_argument('--lr_policy', type=str, default='linear', help='linear | step | plateau | cosine')
         parser.add_argument('--plateau_on', choices=('train', 'val'), default='train',

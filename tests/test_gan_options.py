@@ -388,12 +388,11 @@ def test_resuming_keeps_lr_D_and_a_typed_one_rescales_D_alone(tmp_path):
 
 
 def test_the_recipe_sets_its_options_unless_typed():
-    opt = parse('--recipe', 'improved', '--lambda_feat', 5, '--load_size', 64, '--crop_size', 64)
-    assert RECIPES['improved'] and opt.lambda_feat == 5
-    assert all(getattr(opt, key) == value for key, value in RECIPES['improved'].items() if key != 'lambda_feat')
-    with pytest.raises(UserError, match='--num_D 2: a PatchGAN of --n_layers_D 3 needs 24 pixels'):
-        parse('--recipe', 'improved')  # two scales of 70x70 PatchGANs on 32-pixel images: a typed --num_D 1 fits
-    assert parse('--recipe', 'improved', '--num_D', 1).num_D == 1
+    opt = parse('--recipe', 'improved', '--upsample', 'transpose')
+    assert RECIPES['improved'] and opt.upsample == 'transpose'
+    assert all(getattr(opt, key) == value for key, value in RECIPES['improved'].items() if key != 'upsample')
+    # Its --ema_bn_images is harmless where there is no batch norm (typed, it is an error: test_weight_average).
+    assert parse('--recipe', 'improved', '--norm', 'instance').ema_bn_images == RECIPES['improved']['ema_bn_images']
     default, reference = vars(parse()), vars(parse('--recipe', 'reference'))
     assert {k: v for k, v in reference.items() if k not in ('recipe', 'explicit')} == \
            {k: v for k, v in default.items() if k not in ('recipe', 'explicit')}

@@ -88,14 +88,14 @@ def test_semantic_score_columns_with_a_segmenter(tmp_path):
 
 def test_recipe_sets_what_the_script_does_not_type(tmp_path):
     # The script types only what differs from train.py's defaults, so --recipe improved changes D, the loss and
-    # the rates; an option typed after it still wins.
+    # the average; an option typed after it still wins.
     data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32)
     proc = quality(data, '--iters', 2, '--name', 'r', '--checkpoints_dir', tmp_path / 'ck', '--results_dir',
                    tmp_path / 'res', '--ngf', 8, '--ndf', 8, '--recipe', 'improved', '--lr_D', 3e-4)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     train_opt = json.loads((tmp_path / 'ck' / 'r' / 'train_opt.json').read_text())
-    expected = dict(netG='unet_128', netD='multiscale', num_D=2, lambda_feat=10.0, gan_mode='hinge',
-                    spectral_norm_D=True, lr=1e-4, lr_D=3e-4, upsample='resize', ema_decay=0.999, beta1=0.5,
-                    lambda_L1=100.0, load_size=143, crop_size=128)
+    expected = dict(netG='unet_128', netD='basic', gan_mode='hinge', spectral_norm_D=True, lr=2e-4, lr_D=3e-4,
+                    upsample='resize', ema_decay=0.999, ema_bn_images=400, beta1=0.5, lambda_L1=100.0,
+                    load_size=143, crop_size=128)
     assert {k: train_opt[k] for k in expected} == expected
     assert re.search(r'^G_ema \(EMA\) +eval +2 ', proc.stdout, re.M)
