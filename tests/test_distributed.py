@@ -21,7 +21,7 @@ from models import discriminators, networks
 from models.base_model import unwrap
 from tests.scripts import REPO, TINY_NET, needs_cxx, run
 from tests.tiny_data import make_aligned_pairs
-from tests.saved_networks import plateau_state, tensorboard_points
+from tests.saved_networks import assert_statistics_recomputed, first_training_inputs, plateau_state, tensorboard_points
 
 # Nothing random but the data order (no flip, no dropout, crop = image). --lr_policy plateau following the
 # validation L1 keeps the rate constant for 3 epochs (it waits 5 without progress), so a run of 2 epochs
@@ -224,6 +224,26 @@ def test_pix2pixhd_and_spade_options_take_the_same_steps_on_two_ranks(hd_runs):
         assert (mine['epoch'], mine['iters']) == (theirs['epoch'], theirs['iters'])
         for k in ('G_GAN', 'G_L1', 'D_real', 'D_fake', 'G_feat', 'G_VGG'):
             assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)
+
+
+def test_ema_bn_images_under_ddp_recomputes_on_rank_0_over_the_first_training_images(runs, tmp_path):
+    # Batch norm under DDP normalises each rank's own batch of 1. Rank 0 alone recomputes the saved average's
+    # statistics, while rank 1 waits: over the first 3 images of the whole training set (not of its share of
+    # it), in batches of 1. The resume state keeps rank 0's average as training left it.
+    argv = ['--dataroot', runs['data'], '--name', 'run', *ARGS, '--norm', 'batch', '--ema_bn_images', 3,
+            '--batch_size', 1, '--n_epochs', 2, '--dist_url', 'file://' + str(tmp_path / 'meet')]
+    rank0, rank1 = (dump['networks']['G_ema'] for dump in spawn_ranks(
+        [[*argv, '--checkpoints_dir', tmp_path / 'ddp'], [*argv, '--checkpoints_dir', tmp_path / 'rank1']],
+        tmp_path / 'dump'))
+    # The same averaged weights; each rank's running statistics follow its own batches.
+    assert {k for k in rank0 if not torch.equal(rank0[k], rank1[k])} == {k for k in rank0 if 'running' in k}
+    assert [path for path in (tmp_path / 'rank1').rglob('*') if path.is_file()] == []
+    folder = tmp_path / 'ddp' / 'run'
+    averaged = load(folder / 'latest_train_state.pth')['averages']['G_ema']['weights']
+    assert all(torch.equal(averaged[k], rank0[k]) for k in rank0)
+    inputs = first_training_inputs(runs['data'], 3)
+    for saved in (load(folder / 'latest_net_G_ema.pth'), load(folder / '2_net_G_ema.pth')):
+        assert_statistics_recomputed(saved, averaged, [inputs[i:i + 1] for i in range(3)])
 
 
 def val_log(folder):

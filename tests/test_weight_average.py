@@ -1,7 +1,6 @@
 """--ema_decay: the moving average of G's weights follows its formula, is saved in the reference's format,
 and test.py tests it with --model_suffix _ema (resuming it exactly: tests/test_resume.py; under DDP:
 tests/test_distributed.py)."""
-import copy
 import shutil
 
 import numpy as np
@@ -12,6 +11,7 @@ from torch import nn
 
 from models import networks
 from models.weight_average import WeightAverage
+from tests.saved_networks import assert_statistics_recomputed, batch_statistics, first_training_inputs
 from tests.scripts import TINY_NET
 
 
@@ -93,23 +93,6 @@ def test_restart_and_state_round_trip():
     assert all(torch.equal(a, b) for a, b in zip(copy.net.state_dict().values(), average.net.state_dict().values()))
     average.restart()
     assert average.steps == 0 and torch.equal(average.net[0].weight, net[0].weight)
-
-
-def batch_statistics(net, batches):
-    """Per batch norm layer, the mean over batches of its input's per-channel mean and unbiased variance, with
-    the layers normalising each batch by its own statistics and dropout off: computed from hooks, not by
-    batch norm's own running averages."""
-    net = copy.deepcopy(net).eval()
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    seen = {norm: [] for norm in norms}
-    for norm in norms:
-        norm.train()
-        norm.register_forward_pre_hook(lambda module, args: seen[module].append(
-            (args[0].mean((0, 2, 3)), args[0].transpose(0, 1).flatten(1).var(1, unbiased=True))))
-    with torch.no_grad():
-        for batch in batches:
-            net(batch)
-    return [(torch.stack([m for m, _ in seen[n]]).mean(0), torch.stack([v for _, v in seen[n]]).mean(0)) for n in norms]
 
 
 def test_recomputed_statistics_are_those_of_the_averaged_weights_without_dropout():
@@ -213,20 +196,9 @@ def test_ema_bn_images_saves_the_statistics_of_the_average_over_the_first_traini
     state = torch.load(tiny.folder / 'latest_train_state.pth', weights_only=True)
     averaged = state['averages']['G_ema']['weights']  # what training goes on with: the statistics averaged
 
-    net = networks.define_G(3, 3, 8, 'unet_32', 'batch', True)
-    net.load_state_dict(averaged)
-    # The first 3 training pairs (no flip: as they are on disk), labels -> photo as trained (AtoB: A is the left
-    # half), in batches of --batch_size: 2 then 1.
-    images = [np.asarray(Image.open(path).convert('RGB'), dtype=np.float32)[:, :32] / 127.5 - 1
-              for path in sorted((tiny.data / 'train').iterdir())[:3]]
-    inputs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    expected = batch_statistics(net, [inputs[:2], inputs[2:]])
-    means = [k for k in saved if k.endswith('running_mean')]
-    assert len(means) == len(expected) > 2
-    for key, (mean, var) in zip(means, expected):
-        assert torch.allclose(saved[key], mean, atol=1e-4), key
-        assert torch.allclose(saved[key.replace('mean', 'var')], var, rtol=1e-3, atol=1e-4), key
-        assert not torch.allclose(saved[key], averaged[key], atol=1e-3), key  # the saved file only
+    # The first 3 training pairs (no flip: as they are on disk), in batches of --batch_size: 2 then 1.
+    inputs = first_training_inputs(tiny.data, 3)
+    assert_statistics_recomputed(saved, averaged, [inputs[:2], inputs[2:]])
     # The weights themselves are the average's, and each numbered file gets the same statistics.
     assert all(torch.equal(saved[k], averaged[k]) for k in saved if 'running' not in k)
     numbered = torch.load(tiny.folder / '2_net_G_ema.pth', weights_only=True)
