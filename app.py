@@ -15,7 +15,6 @@ import shutil
 import sys
 import tempfile
 import time
-from argparse import Namespace
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -71,7 +70,7 @@ def list_experiments(opt):
                         f'or point --checkpoints_dir, --epoch and --model_suffix at one')
     if opt.name in found:
         return [opt.name] + [name for name in found if name != opt.name]
-    if 'name' in opt.explicit:
+    if opt.is_typed('name'):
         raise UserError(f'{os.path.join(root, opt.name, generator)} does not exist; experiments with one: '
                         f'{", ".join(found)}')
     return found
@@ -91,13 +90,12 @@ class Translator:
         if name not in self.loaded:
             if name not in self.experiments:
                 raise UserError(f'unknown experiment {name!r}; choose one of {", ".join(self.experiments)}')
-            saved = read_architecture(Namespace(checkpoints_dir=self.opt.checkpoints_dir, name=name)) or {}
+            saved = read_architecture(self.opt.derive(name=name)) or {}
             # Pairs need targets; single images take the generator alone (as test.py does for them).
             model = 'colorization' if saved.get('model') == 'colorization' else 'test'
-            argv = self.argv + ['--name', name, '--model', model, '--eval', '--preprocess', 'none', '--no_flip']
-            argv += ['--direction', saved['direction']] if 'direction' in saved else []
-            opt = AppOptions().parse(argv)
-            models.resolve_architecture(opt)
+            settings = dict(name=name, model=model, eval=True, preprocess='none', no_flip=True)
+            settings.update({'direction': saved['direction']} if 'direction' in saved else {})
+            opt = AppOptions().parse(self.argv, settings)
             model = models.create_model(opt)
             model.setup(opt)
             model.eval()
@@ -109,7 +107,7 @@ class Translator:
         opt, model = self.load(name)
         image_path, gray = self.checked_copy(upload)
         start = time.perf_counter()
-        dataset = find_dataset_class(opt.dataset_mode)(Namespace(**{**vars(opt), 'dataroot': image_path}))
+        dataset = find_dataset_class(opt.dataset_mode)(opt.derive(dataroot=image_path))
         if getattr(dataset, 'channels', None) == 3 and gray:  # what single images are converted to
             raise UserError(f'{os.path.basename(upload)} is a grayscale image, but {name} translates colour (RGB) '
                             f'images: upload a colour image')

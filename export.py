@@ -20,9 +20,8 @@ from util.files import atomic_write_text, ensure_writable
 
 
 def main(argv=None):
-    opt = ExportOptions().parse(argv)
+    opt = ExportOptions().parse(argv)  # with the architecture the checkpoint was saved with
     export.require_onnx_packages()  # before any work, so that a missing package costs nothing
-    models.resolve_architecture(opt)  # the architecture the checkpoint was saved with
     export_dir = opt.export_dir or os.path.join(opt.checkpoints_dir, opt.name)
     ensure_writable(export_dir, 'the exported files', '--export_dir')
     mode = 'eval' if opt.eval else 'paper'

@@ -27,16 +27,11 @@ from util.images import save_image, tensor2im
 
 def main(argv=None):
     options = TestOptions()
-    opt = options.parse(argv)
+    opt = options.parse(argv)  # with the architecture the checkpoint was saved with; one pass, in order, no flip
     if opt.dataset_mode == 'aligned' and holds_single_images(opt.dataroot, opt.phase):
         print(f'{opt.dataroot} is single images, not A|B pairs in {opt.phase}/: translating them with the '
               f'generator alone (--model test)')
-        opt.model, opt.dataset_mode = 'test', 'single'
-    models.resolve_architecture(opt)  # the architecture the checkpoint was saved with
-    # Test settings as in the reference: one pass, in order, no augmentation, no display.
-    opt.serial_batches = True
-    opt.no_flip = True
-    opt.display_id = -1
+        opt = options.parse(argv, settings=dict(model='test', dataset_mode='single'))
     options.save_and_print(opt, 'test_opt')
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # a bad file fails here, first
 

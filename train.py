@@ -11,7 +11,6 @@ to resume exactly, util/training/state.py) every --save_latest_freq, and numbere
 --save_epoch_freq epochs. With --val_freq N, G is scored on held-out images every N epochs and the best
 one kept (util/training/validation.py); --tensorboard also logs all of it for TensorBoard.
 """
-import random
 import time
 
 import models
@@ -29,14 +28,12 @@ from util.training.validation import Validation
 def main(argv=None):
     """Train as the command line (or argv) says; returns the trained model."""
     options = TrainOptions()
+    # The run's configuration, read-only from here on (options/resolution.py): the flags, with --continue_train
+    # the saved architecture and run, the recipe, the demo settings; the device; under torchrun, the process group.
     opt = options.parse(argv)
-    models.resolve_architecture(opt)  # --continue_train: the architecture the checkpoints were saved with
-    rank, world_size = distributed.setup(opt)  # (0, 1) unless started by torchrun
-    # Checks the checkpoint folder is writable; with --continue_train reads latest_train_state.pth (and its seed).
+    rank, world_size = distributed.rank(), distributed.world_size()  # (0, 1) unless started by torchrun
+    # Checks the checkpoint folder is writable; with --continue_train reads latest_train_state.pth.
     state = TrainingState(opt)
-    if opt.seed is None:
-        # Chosen here so that it is saved with the options; rank 0's, as it orders every rank's data.
-        opt.seed = distributed.broadcast(random.randrange(2 ** 31))
     seed_everything(opt.seed + rank)  # initial weights and dropout; crops and flips come from (seed, epoch, sample)
 
     loader = create_dataloader(opt, shuffle=not opt.serial_batches, rank=rank, world_size=world_size)

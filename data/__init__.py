@@ -1,5 +1,4 @@
 """Datasets are plug-ins: --dataset_mode NAME loads data/NAME_dataset.py and its NAMEDataset class."""
-import copy
 import itertools
 import os
 
@@ -49,11 +48,9 @@ def create_validation_loader(opt):
                  f'{os.path.join(opt.dataroot, "test")} to validate on')
         raise UserError(f'{named}. Put held-out images there (as in {opt.phase}/), name another folder of '
                         f'DATAROOT with --val_phase, or drop --val_freq.')
-    val_opt = copy.copy(opt)
-    val_opt.phase, val_opt.max_dataset_size, val_opt.load_size = phase, opt.val_max, opt.crop_size
-    val_opt.no_flip = val_opt.serial_batches = True
-    if opt.preprocess == 'none':  # images of different sizes cannot share a batch
-        val_opt.batch_size = 1
+    # Images of different sizes (--preprocess none) cannot share a batch.
+    val_opt = opt.derive(phase=phase, max_dataset_size=opt.val_max, load_size=opt.crop_size, no_flip=True,
+                         serial_batches=True, batch_size=1 if opt.preprocess == 'none' else opt.batch_size)
     # Its workers end with each validation rather than idle, holding memory, between validations.
     return create_dataloader(val_opt, shuffle=False, keep_workers=False)
 

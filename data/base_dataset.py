@@ -14,7 +14,8 @@ from data.image_folder import folder_of
 
 
 class BaseDataset(data.Dataset):
-    """A dataset defines load_sample(index, rng), __len__ and, if it needs options, modify_commandline_options.
+    """A dataset defines load_sample(index, rng), __len__ and, if it needs options, modify_commandline_options
+    (and validate_options to check them).
 
     The loader's sampler (data/__init__.py) asks for dataset[(epoch, index)]; a plain index is epoch 0.
     """
@@ -27,6 +28,10 @@ class BaseDataset(data.Dataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         return parser
+
+    @staticmethod
+    def validate_options(opt):
+        """Raise UserError for an impossible setting of the flags this dataset adds or relies on."""
 
     def __getitem__(self, key):
         epoch, index = key if isinstance(key, tuple) else (0, key)

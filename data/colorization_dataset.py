@@ -19,11 +19,14 @@ class ColorizationDataset(BaseDataset):
         parser.set_defaults(input_nc=1, output_nc=2, direction='AtoB')
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
+    @staticmethod
+    def validate_options(opt):
         if (opt.input_nc, opt.output_nc, opt.direction) != (1, 2, 'AtoB'):
             raise UserError('--dataset_mode colorization maps L (1 channel) to ab (2 channels): it needs '
-                              '--input_nc 1 --output_nc 2 --direction AtoB (the defaults; drop the flags that change them)')
+                            '--input_nc 1 --output_nc 2 --direction AtoB (the defaults; drop the flags that change them)')
+
+    def __init__(self, opt):
+        super().__init__(opt)
         phase_dir = os.path.join(opt.dataroot, opt.phase)
         source = phase_dir if os.path.isdir(phase_dir) else opt.dataroot
         self.image_dir = folder_of(source)

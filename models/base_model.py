@@ -47,6 +47,11 @@ class BaseModel:
     def modify_commandline_options(parser, is_train):
         return parser
 
+    @staticmethod
+    def validate_options(opt):
+        """Raise UserError for an impossible setting of the flags this model adds (the general checks are
+        options/checks.py's)."""
+
     # Subclasses define these four.
     def set_input(self, data):
         raise NotImplementedError

@@ -138,26 +138,14 @@ def file_prefix(opt):
     return f'iter_{opt.load_iter}' if opt.load_iter > 0 else opt.epoch
 
 
-def adopt_saved_architecture(opt):
-    """Take the architecture options a checkpoint was saved with, unless the user typed them: from
-    architecture.json, or else inferred from the generator file's layers.
-
-    A typed option that contradicts the saved one is an error that names both, before any loading.
-    """
+def saved_architecture(opt):
+    """(options, where they were read) of the checkpoint that opt names: architecture.json, or else the
+    generator options inferred from the generator file's layers; (None, None) when there is neither."""
+    saved = read_architecture(opt)
+    if saved is not None:
+        return saved, architecture_path(opt)
     generator_path = os.path.join(opt.checkpoints_dir, opt.name,
                                   f'{file_prefix(opt)}_net_G{getattr(opt, "model_suffix", "")}.pth')
-    saved = read_architecture(opt)
-    source = architecture_path(opt)
-    if saved is None and os.path.isfile(generator_path):
-        saved = infer_generator_options(load_state_dict(generator_path))
-        source = f'{generator_path} (inferred from its layers)'
-    if not saved:
-        return
-    keys = [k for k in G_OPTIONS + D_OPTIONS if saved.get(k) is not None and hasattr(opt, k)]
-    conflicts = [f'--{k} {fmt(getattr(opt, k))} (saved: {fmt(saved[k])})'
-                 for k in keys if k in opt.explicit and getattr(opt, k) != saved[k]]
-    if conflicts:
-        raise UserError(f'the checkpoint was trained with other architecture options than you gave: '
-                          f'{", ".join(conflicts)}. Saved in {source}; drop these flags to use the saved ones.')
-    for k in keys:
-        setattr(opt, k, saved[k])
+    if os.path.isfile(generator_path):
+        return infer_generator_options(load_state_dict(generator_path)), f'{generator_path} (inferred from its layers)'
+    return None, None

@@ -11,12 +11,16 @@ Options off by default add pix2pixHD's and SPADE's terms to L_G:
 and change D: multi-scale, spectral norm, its own learning rate (--lr_D), the hinge loss (--gan_mode hinge).
 With --ema_decay, a moving average of G's weights is kept beside G for testing (models/weight_average.py).
 """
+import os
+
 import torch
 
-from models import discriminators, networks
+from models import discriminators, networks, perceptual
 from models.base_model import BaseModel
 from models.perceptual import VGGLoss
 from models.weight_average import WeightAverage
+from util.errors import UserError
+from util.plugins import option_group
 
 
 class Pix2PixModel(BaseModel):
@@ -25,34 +29,59 @@ class Pix2PixModel(BaseModel):
         # The paper's choices: U-Net generator, batch norm, aligned data, no image pool, vanilla GAN loss.
         parser.set_defaults(norm='batch', netG='unet_256', dataset_mode='aligned')
         if is_train:
-            parser.set_defaults(pool_size=0, gan_mode='vanilla')
-            parser.add_argument('--lambda_L1', type=float, default=100.0, help='weight for L1 loss')
-            parser.add_argument('--lambda_GAN', type=float, default=1.0,
-                                help="weight of G's GAN loss; 0 trains G on L1 alone (D still trains, unused)")
-            parser.add_argument('--lambda_gp', type=float, default=10.0,
-                                help='weight of the gradient penalty (used with --gan_mode wgangp)')
-            parser.add_argument('--lambda_feat', type=float, default=0.0,
-                                help="weight of pix2pixHD's feature matching loss on D's intermediate features "
-                                     '(pix2pixHD: 10); 0: none (the reference)')
-            parser.add_argument('--lambda_vgg', type=float, default=0.0,
-                                help="weight of pix2pixHD's VGG19 perceptual loss (pix2pixHD: 10; needs "
-                                     '--vgg_weights); 0: none (the reference)')
-            parser.add_argument('--vgg_weights', type=str, default=None,
-                                help="torchvision's VGG19 weights for --lambda_vgg: the file vgg19-dcbb9e9d.pth "
-                                     'from https://download.pytorch.org/models/ (nothing is downloaded for you)')
-            parser.add_argument('--ema_decay', type=float, default=0.0,
-                                help="also keep an exponential moving average of G's weights with this decay "
-                                     '(e.g. 0.999), saved as <epoch>_net_G_ema.pth; test it with '
-                                     'test.py --model_suffix _ema. 0: none (the reference)')
-            parser.add_argument('--ema_every', type=int, default=10,
-                                help='update the average every N steps (with decay ** N): nearly the same '
-                                     'average for 1/N of its cost (10 ms a step for unet_128 on 2 CPU cores)')
-            parser.add_argument('--ema_bn_images', type=int, default=0,
-                                help="with batch norm: recompute the saved average's batch norm statistics "
-                                     "over this many training images (SWA's update_bn); the averaged ones "
-                                     "are the trained weights' and --eval testing of the average suffers "
-                                     '(docs/quality.md). 0: keep the averaged ones (as before)')
+            parser.set_defaults(gan_mode='vanilla')
+            group = option_group(parser, 'training')
+            group.add_argument('--lambda_L1', type=float, default=100.0, help='weight of the L1 loss')
+            group.add_argument('--lambda_GAN', type=float, default=1.0, help="weight of G's GAN loss; 0: L1 alone")
+            group.add_argument('--lambda_gp', type=float, default=10.0, help='weight of the gradient penalty (wgangp)')
+            group.add_argument('--ema_decay', type=float, default=0.0,
+                               help="keep a moving average of G's weights (e.g. 0.999), saved as *_net_G_ema.pth")
+            group.add_argument('--ema_every', type=int, default=10, help='update the average every N steps')
+            group.add_argument('--ema_bn_images', type=int, default=0,
+                               help="recompute the saved average's batch norm statistics over N training images")
+            group = option_group(parser, 'pix2pixHD/SPADE options')
+            group.add_argument('--lambda_feat', type=float, default=0.0,
+                               help="weight of pix2pixHD's feature matching loss (pix2pixHD: 10)")
+            group.add_argument('--lambda_vgg', type=float, default=0.0,
+                               help="weight of pix2pixHD's VGG19 loss (pix2pixHD: 10; needs --vgg_weights)")
+            group.add_argument('--vgg_weights', type=str, default=None,
+                               help="torchvision's vgg19-dcbb9e9d.pth, for --lambda_vgg (never downloaded)")
         return parser
+
+    @staticmethod
+    def validate_options(opt):
+        if not opt.is_train:
+            return
+        get = perceptual.GET_WEIGHTS
+        checks = [
+            (opt.lambda_feat >= 0, f'--lambda_feat {opt.lambda_feat}: give a weight of 0 (off) or more'),
+            (opt.lambda_vgg or opt.vgg_weights is None, "--vgg_weights is used only by the VGG loss: add --lambda_vgg "
+                                                        "10 (pix2pixHD's weight), or drop --vgg_weights"),
+            (opt.lambda_vgg >= 0, f'--lambda_vgg {opt.lambda_vgg}: give a weight of 0 (off) or more'),
+            (not opt.lambda_vgg or opt.vgg_weights is not None,
+             f'--lambda_vgg needs --vgg_weights PATH: {get} (nothing is downloaded for you)'),
+            (not opt.lambda_vgg or opt.vgg_weights is None or os.path.isfile(opt.vgg_weights),
+             f'--vgg_weights {opt.vgg_weights}: no such file; {get}'),
+            (not opt.lambda_vgg or opt.output_nc in (1, 3),
+             f'--lambda_vgg compares RGB or gray images, but --output_nc is {opt.output_nc} (--model {opt.model}); '
+             f'drop --lambda_vgg'),
+            (0 <= opt.ema_decay < 1, f'--ema_decay {opt.ema_decay}: give a decay between 0 and 1, e.g. 0.999 (an '
+                                     f'average over about 1,000 steps), or 0 for none'),
+            (opt.ema_every >= 1, f'--ema_every {opt.ema_every}: give a number of steps, at least 1'),
+            (opt.ema_bn_images >= 0, f'--ema_bn_images {opt.ema_bn_images}: give a number of images, or 0 to keep '
+                                     f'the averaged statistics'),
+        ]
+        if opt.ema_bn_images and opt.is_typed('ema_bn_images'):  # a recipe's value is harmless without them
+            checks += [
+                (opt.ema_decay > 0, "--ema_bn_images recomputes the weight average's statistics, but there is no "
+                                    "average: add --ema_decay 0.999, or drop --ema_bn_images"),
+                (opt.norm in ('batch', 'syncbatch'), f'--ema_bn_images recomputes batch norm statistics, but --norm '
+                                                     f'{opt.norm} keeps none: drop --ema_bn_images, or train with '
+                                                     f'--norm batch'),
+            ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
 
     def __init__(self, opt):
         super().__init__(opt)

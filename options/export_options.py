@@ -1,24 +1,29 @@
 from options.test_options import TestOptions
 from util.errors import UserError
+from util.plugins import option_group
+
+# The checkpoint's generator as test.py loads it, and the generator's architecture for a file without
+# architecture.json whose layers do not say it.
+FLAGS = ('name', 'checkpoints_dir', 'epoch', 'load_iter', 'model_suffix', 'eval', 'verbose', 'crop_size', 'gpu_ids',
+         'input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample', 'export_dir')
 
 
 class ExportOptions(TestOptions):
-    """test.py's options (--name, --epoch, --model_suffix, --eval, ...) and where the exported files go."""
+    """Write a trained generator as ONNX and torch.export files, with a JSON description (the float32 network
+    as trained, on the CPU)."""
+    command = 'export.py'
     reads_data = False
+    flags = FLAGS
+    settings = dict(device='cpu')  # the files then hold CPU tensors, which every machine loads
 
     def initialize(self, parser):
         parser = super().initialize(parser)
-        parser.add_argument('--export_dir', type=str, default=None,
-                            help='where to write the .onnx, .pt2 and .json files (default: beside the checkpoints)')
-        parser.set_defaults(device='cpu')  # see parse()
+        option_group(parser, 'export').add_argument(
+            '--export_dir', type=str, default=None, help='where to write the files (default: beside the checkpoints)')
+        parser.set_defaults(crop_size=256)  # the size export.py times the files at
         return parser
 
-    def parse(self, argv=None):
-        opt = super().parse(argv)
-        if opt.device != 'cpu':
-            raise UserError(f'export.py runs on the CPU (--device {opt.device} given): the files then hold CPU tensors, '
-                            f'which every machine loads; leave out --device and --gpu_ids')
-        if opt.amp != 'none' or opt.compile or opt.channels_last:
-            raise UserError('export.py writes the float32 network as trained: leave out --amp, --compile and '
-                            '--channels_last (ONNX Runtime and torch pick their own kernels for the exported files)')
-        return opt
+    def check(self, opt):
+        if opt.is_typed('gpu_ids') and opt.gpu_ids.split(',')[0].strip() != '-1':
+            raise UserError(f'export.py runs on the CPU (--gpu_ids {opt.gpu_ids} given): the files then hold CPU '
+                            f'tensors, which every machine loads; leave out --gpu_ids')

@@ -1,4 +1,5 @@
-"""--recipe NAME: a named set of training options, applied as defaults (any flag you type wins).
+"""--recipe NAME: a named set of training options, applied as defaults (any flag you type wins, and a resumed
+run's saved architecture: options/resolution.py).
 
 'reference' changes nothing. 'improved' is the combination of pix2pixHD's and SPADE's options and the
 weight average that did best on facades at 2,000 iterations (docs/quality.md, 3 seeds each): SPADE's
@@ -17,10 +18,3 @@ RECIPES = {
         ema_bn_images=400,            # ... with batch norm statistics of its own, for --eval testing
     ),
 }
-
-
-def apply_recipe(opt):
-    """Set the recipe's options that the user did not type (and that this model has)."""
-    for key, value in RECIPES[opt.recipe].items():
-        if hasattr(opt, key) and key not in opt.explicit:
-            setattr(opt, key, value)

@@ -7,8 +7,10 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
+from options.train_options import TrainOptions
 from tests.scripts import TINY_NET, run
 from tests.tiny_data import make_aligned_pairs
+from util.errors import UserError
 
 COLOUR_PHOTOS = ['0', '1', '2', '3', 'rgba', 'palette']  # the test split, with 'gray'
 
@@ -82,3 +84,15 @@ def test_pix2pix_scripts_train_and_test(tmp_path):
                '--crop_size', 32)
     assert 'processed 2 images' in proc.stdout
     assert (tmp_path / 'results' / 'facades' / 'test_latest' / 'images' / '000_fake_B.png').exists()
+
+
+@pytest.mark.parametrize('flags', [['--input_nc', '3'], ['--output_nc', '3'], ['--direction', 'BtoA']])
+def test_the_colorization_dataset_refuses_other_channels_before_anything_runs(tmp_path, flags):
+    # The dataset's own check (ColorizationDataset.validate_options), made while the options are resolved.
+    with pytest.raises(UserError) as error:
+        TrainOptions().parse(['--dataroot', str(tmp_path), '--model', 'colorization', '--checkpoints_dir',
+                              str(tmp_path / 'checkpoints'), *flags])
+    assert str(error.value) == ('error: --dataset_mode colorization maps L (1 channel) to ab (2 channels): it needs '
+                                '--input_nc 1 --output_nc 2 --direction AtoB (the defaults; drop the flags that '
+                                'change them)')
+    assert not (tmp_path / 'checkpoints').exists()

@@ -3,7 +3,6 @@
 This machine has neither CUDA nor MPS, so the choice among present devices is tested by making torch
 report them present; what happens on this machine's real torch is tested as a user meets it."""
 import os
-import types
 
 import pytest
 import torch
@@ -58,6 +57,5 @@ def test_train_py_with_mps_where_torch_has_none():
 def test_torchrun_with_mps_is_refused(monkeypatch):
     for name, value in (('RANK', '0'), ('WORLD_SIZE', '2'), ('LOCAL_RANK', '0')):
         monkeypatch.setenv(name, value)
-    opt = types.SimpleNamespace(device='mps', dist_url='env://', dist_timeout=5, batch_size=1)
     with pytest.raises(UserError, match='--device mps runs in one process'):
-        distributed.setup(opt)
+        distributed.setup('mps', 'env://', 5, 1)

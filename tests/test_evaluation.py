@@ -188,7 +188,7 @@ def test_lambda_gan_zero_trains_the_generator_on_l1_alone(trained):
     reference = generator_gradients(l1_alone)
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(generator_gradients(model.backward_G), reference))
     assert model.loss_G_GAN.item() == 0
-    opt.lambda_GAN = 1.0  # the full objective: D's opinion changes G's gradients
+    model.opt = opt.derive(lambda_GAN=1.0)  # the full objective: D's opinion changes G's gradients
     assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(generator_gradients(model.backward_G), reference))
 
 

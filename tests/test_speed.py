@@ -10,7 +10,7 @@ from PIL import Image
 
 from data import create_dataloader
 from data.base_dataset import pil_to_tensor
-from models import create_model, networks, resolve_architecture
+from models import create_model, networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.scripts import PYTHON, REPO, TINY_NET, needs_cxx, run
@@ -186,7 +186,8 @@ def test_cuda_graph_modes_mark_a_new_step_at_each_generator_forward(tmp_path, mo
     model.optimize_parameters()
     model.test()
     assert marks == []  # eager and --compile_mode default: nothing to mark
-    model.opt.compile, model.opt.compile_mode = True, 'reduce-overhead'  # the CUDA check is the options' (above)
+    # The CUDA check is the options' (above); the model reads its configuration at each forward.
+    model.opt = model.opt.derive(compile=True, compile_mode='reduce-overhead')
     model.optimize_parameters()
     model.test()
     assert len(marks) == 2
@@ -237,7 +238,6 @@ def saved_tiny_generator(tmp_path, *extra):
     tiny_model(tmp_path, *extra).save_networks('latest')
     opt = TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'speed', '--checkpoints_dir', str(tmp_path),
                                '--device', 'cpu', '--load_size', '32', '--crop_size', '32', *map(str, extra)])
-    resolve_architecture(opt)  # as test.py does: the architecture comes from the checkpoint
     model = create_model(opt)
     model.setup(opt)
     return model

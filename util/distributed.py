@@ -23,43 +23,44 @@ def launched():
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
 
-def setup(opt):
-    """Join the process group torchrun describes and return (rank, world_size); (0, 1) without torchrun.
+def setup(device, dist_url, timeout, batch_size):
+    """Join the process group torchrun describes and return (rank, world_size, device); (0, 1, device)
+    without torchrun.
 
-    CUDA: nccl, one GPU per process (cuda:LOCAL_RANK; opt.device is set to it). CPU: gloo.
-    --dist_timeout bounds the wait for the group to form and every later collective, so a rank whose
+    CUDA: nccl, one GPU per process (the device returned is cuda:LOCAL_RANK). CPU: gloo. timeout
+    (--dist_timeout) bounds the wait for the group to form and every later collective, so a rank whose
     peer died or stalls fails with an error instead of waiting forever.
     """
     if not launched():
-        return 0, 1
+        return 0, 1, device
     rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
     local_rank = int(os.environ.get('LOCAL_RANK', 0))
     device_id = None
-    if opt.device == 'mps':
+    if device == 'mps':
         raise UserError('--device mps runs in one process: torch.distributed has no backend for Apple\'s GPU. '
                         'Start train.py with python instead of torchrun, or use --device cpu with torchrun.')
-    if opt.device.startswith('cuda'):
+    if device.startswith('cuda'):
         if local_rank >= torch.cuda.device_count():
             raise UserError(f'process LOCAL_RANK={local_rank} has no GPU of its own: this machine has '
                              f'{torch.cuda.device_count()} CUDA device(s). Start at most that many processes per '
                              f'machine (torchrun --nproc_per_node).')
-        opt.device = f'cuda:{local_rank}'
+        device = f'cuda:{local_rank}'
         torch.cuda.set_device(local_rank)
-        device_id = torch.device(opt.device)
+        device_id = torch.device(device)
     backend = 'nccl' if device_id is not None else 'gloo'
     try:
-        dist.init_process_group(backend, init_method=opt.dist_url, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=opt.dist_timeout), device_id=device_id)
+        dist.init_process_group(backend, init_method=dist_url, rank=rank, world_size=world_size,
+                                timeout=datetime.timedelta(seconds=timeout), device_id=device_id)
     except (RuntimeError, ValueError) as e:  # torch's store, timeout and network errors are RuntimeErrors
         raise UserError(f'process {rank} of {world_size} could not form the process group '
-                         f'({backend}, --dist_url {opt.dist_url}) within --dist_timeout {opt.dist_timeout:g} s: '
+                         f'({backend}, --dist_url {dist_url}) within --dist_timeout {timeout:g} s: '
                          f'{str(e).strip().splitlines()[0]}\nStart all {world_size} processes (the same torchrun '
                          f'command on every machine) and check that they reach each other.')
     print_on_main_only(rank == 0)
-    explain_failed_exchanges(rank, world_size, opt.dist_timeout)
-    print(f'training on {world_size} process(es) ({backend}), --batch_size {opt.batch_size} each: '
-          f'{opt.batch_size * world_size} images per step')
-    return rank, world_size
+    explain_failed_exchanges(rank, world_size, timeout)
+    print(f'training on {world_size} process(es) ({backend}), --batch_size {batch_size} each: '
+          f'{batch_size * world_size} images per step')
+    return rank, world_size, device
 
 
 def print_on_main_only(is_main_process):

@@ -87,4 +87,4 @@ def remove_stale_temporaries(directory):
 def options_dict(opt):
     """The options as JSON values, as saved beside the checkpoints and in the training state."""
     return {k: (v if v != float('inf') else None) for k, v in vars(opt).items()
-            if k != 'explicit' and isinstance(v, (str, int, float, bool, type(None)))}
+            if isinstance(v, (str, int, float, bool, type(None)))}

@@ -24,3 +24,12 @@ def find_plugin_class(package, name, suffix, base_class, flag):
 def available(package, suffix):
     modules = pkgutil.iter_modules(importlib.import_module(package).__path__)
     return sorted(m.name[:-len(suffix) - 1] for m in modules if m.name.endswith('_' + suffix))
+
+
+def option_group(parser, title):
+    """The argparse group of parser titled title (made on first use): how each plug-in puts its flags under
+    the heading --help shows them in."""
+    for group in parser._action_groups:
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)

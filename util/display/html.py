@@ -73,7 +73,7 @@ def image_url(name):
 
 def gallery_summary(opt, epoch, count):
     """(name, value) rows for the top of test.py's gallery: what made these images, and how many."""
-    options = '\n'.join(f'{key}: {value}' for key, value in sorted(vars(opt).items()) if key != 'explicit')
+    options = '\n'.join(f'{key}: {value}' for key, value in sorted(vars(opt).items()))
     mode = ('eval: running BatchNorm statistics, no dropout' if opt.eval
             else 'train: batch statistics and dropout, as in the paper')
     return [

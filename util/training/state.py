@@ -70,8 +70,8 @@ class Progress:
 class TrainingState:
     """The run's Progress, restored from the last save with --continue_train and written at every save.
 
-    train.py makes one right after parsing the options (it checks that the checkpoint folder is
-    writable and, when resuming, adopts the run's seed), calls restore(model) once the model is set up,
+    train.py makes one right after the configuration is resolved (it checks that the checkpoint folder is
+    writable and, when resuming, reads the state to resume from), calls restore(model) once the model is set up,
     then per epoch iterates batches(loader), counting into progress, and calls save(model).
     """
 
@@ -89,35 +89,15 @@ class TrainingState:
         self.validation = {}  # the last validated epoch, its scores and the best ones (util/training/validation.py)
 
     def read_for_resume(self):
-        if self.opt.epoch != 'latest' or self.opt.load_iter > 0:
+        path = resume_file(self.opt)
+        if path is None:
             print(f'--continue_train from epoch {self.opt.epoch} (iter {self.opt.load_iter}): only the network '
-                  f'weights are loaded; the optimizers start afresh at --epoch_count {self.opt.epoch_count}')
-            return None
-        if not os.path.exists(self.path):
-            print(f'--continue_train: no {self.path} (a reference checkpoint, or saved by an older version): only '
+                  f'weights are loaded; the optimizers start afresh at --epoch_count {self.opt.epoch_count}'
+                  if self.opt.epoch != 'latest' or self.opt.load_iter > 0 else
+                  f'--continue_train: no {self.path} (a reference checkpoint, or saved by an older version): only '
                   f'the network weights are loaded; the optimizers start afresh at --epoch_count {self.opt.epoch_count}')
             return None
-        saved = load(self.path)
-        options = json.loads(saved['options'])
-        # The seed orders every epoch's data, and epoch_count shapes the learning-rate schedule: the run's own
-        # values make the resumed run the same run.
-        for key in ('seed', 'epoch_count'):
-            if key in self.opt.explicit and getattr(self.opt, key) != options[key]:
-                print(f'note: --{key} {getattr(self.opt, key)} ignored: resuming the run saved with '
-                      f'--{key} {options[key]} (it decides the data order and the learning-rate schedule)')
-            setattr(self.opt, key, options[key])
-        # The optimizers come back with their own settings; a typed --lr, --lr_D or --beta1 replaces them
-        # (restore()). A save from before --lr_D has none: its D trained at --lr.
-        for key in ('lr', 'lr_D', 'beta1'):
-            if key not in self.opt.explicit and key in options:
-                setattr(self.opt, key, options[key])
-        self.saved_options = options
-        current = options_dict(self.opt)
-        changed = [f'--{k} {options[k]} -> {current[k]}' for k in sorted(options)
-                   if k in current and current[k] != options[k] and k not in ('continue_train', 'explicit')]
-        if changed:
-            print('note: options changed since the save: ' + ', '.join(changed))
-        return saved
+        return load(path)
 
     def restore(self, model):
         """With --continue_train and a state file: put back the model's state, the counters and this
@@ -126,8 +106,10 @@ class TrainingState:
             return
         saved, self.saved = self.saved, None
         model.load_state_dict(saved)
-        # A typed --lr, --lr_D or --beta1 rescales the whole schedule, e.g. to resume a diverged run more gently.
-        rates, saved_rates = model.optimizer_rates(vars(self.opt)), model.optimizer_rates(self.saved_options)
+        # The configuration has the saved --lr, --lr_D and --beta1 unless typed (options/resolution.py); a typed
+        # one rescales the whole schedule, e.g. to resume a diverged run more gently.
+        saved_rates = model.optimizer_rates(json.loads(saved['options']))
+        rates = model.optimizer_rates(vars(self.opt))
         model.retune_optimizers([rate / saved_rate for rate, saved_rate in zip(rates, saved_rates)], self.opt.beta1)
         self.progress = Progress.from_state_dict(saved)
         self.saved_iters = self.progress.total_iters
@@ -192,9 +174,23 @@ class TrainingState:
         raise SystemExit(128 + stop.signum)
 
 
-def load(path):
+def resume_file(opt):
+    """The training state --continue_train resumes exactly from, or None: only from --epoch latest, and only
+    when the file exists (a reference checkpoint has none)."""
+    path = os.path.join(opt.checkpoints_dir, opt.name, STATE_FILE)
+    if not opt.continue_train or opt.epoch != 'latest' or opt.load_iter > 0 or not os.path.exists(path):
+        return None
+    return path
+
+
+def saved_options(path):
+    """The options the training state at path was saved with. Memory-mapped: the networks are not read."""
+    return json.loads(load(path, mmap=True)['options'])
+
+
+def load(path, mmap=False):
     try:
-        saved = torch.load(path, map_location='cpu', weights_only=True)
+        saved = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:  # truncated zip, refused pickle global, ...
         raise UserError(f'cannot load the training state {path}: {str(e).splitlines()[0]}. It is corrupt or '
                         f'not a training state; delete it to continue from latest_net_*.pth alone '
