@@ -17,9 +17,9 @@ class TrainOptions(BaseOptions):
         group.add_argument('--continue_train', action='store_true', help='continue training: load the latest model')
         group.add_argument('--epoch_count', type=int, default=1,
                            help='the starting epoch count (with --continue_train: taken from the checkpoint)')
+        group.add_argument('--save_by_iter', action='store_true', help='also save iter_N checkpoints')
         group.add_argument('--save_latest_freq', type=int, default=5000, help='save the latest model every N iterations')
         group.add_argument('--save_epoch_freq', type=int, default=5, help='save a numbered checkpoint every N epochs')
-        group.add_argument('--save_by_iter', action='store_true', help='also save iter_N checkpoints')
 
         group = option_group(parser, 'training')
         group.add_argument('--n_epochs', type=int, default=100, help='epochs at the initial learning rate')
