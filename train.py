@@ -7,9 +7,9 @@
 Every epoch walks the data once; every iteration updates D, then G (models/pix2pix_model.py).
 Losses are printed (and plotted in visdom and on checkpoints/NAME/web/index.html) every --print_freq
 samples, visuals shown and saved every --display_freq, the latest checkpoint (with everything needed
-to resume exactly, util/training/state.py) every --save_latest_freq, and numbered checkpoints every
+to resume exactly, training/state.py) every --save_latest_freq, and numbered checkpoints every
 --save_epoch_freq epochs. With --val_freq N, G is scored on held-out images every N epochs and the best
-one kept (util/training/validation.py); --tensorboard also logs all of it for TensorBoard.
+one kept (training/validation.py); --tensorboard also logs all of it for TensorBoard.
 """
 import random
 import time
@@ -20,10 +20,10 @@ from data import create_dataloader, create_validation_loader
 from options.train_options import TrainOptions
 from util import distributed
 from util.display.visualizer import Visualizer
-from util.training.guards import StopSignals
-from util.training.random_states import seed_everything
-from util.training.state import TrainingState
-from util.training.validation import Validation
+from training.guards import StopSignals
+from training.random_states import seed_everything
+from training.state import TrainingState
+from training.validation import Validation
 
 
 def main(argv=None):

@@ -176,7 +176,7 @@ class BaseModel:
             average.update()
 
     def state_dict(self):
-        """Everything an exact resume needs of the model (util/training/state.py saves it with the counters):
+        """Everything an exact resume needs of the model (training/state.py saves it with the counters):
         the networks, the weight averages, the optimizers, the schedulers and the gradient scaler."""
         return {
             'networks': {name: cpu_state(unwrap(net)) for name, net in self.networks().items()},

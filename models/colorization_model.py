@@ -4,7 +4,7 @@ The losses and networks are pix2pix's; only the data and the pictures differ. Vi
 input, the colourised output and the real photo as RGB, for every image of the batch.
 """
 from models.pix2pix_model import Pix2PixModel
-from data import lab
+from util import lab
 
 
 class ColorizationModel(Pix2PixModel):

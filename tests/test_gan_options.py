@@ -16,7 +16,7 @@ from options.train_options import TrainOptions
 from tests.scripts import TINY_NET
 from tests.tiny_data import make_aligned_pairs
 from util.errors import UserError
-from util.training.state import TrainingState
+from training.state import TrainingState
 
 torch.set_num_threads(1)
 VGG = 'VGG'  # in a parametrised flag list: stands for the vgg_weights fixture's file

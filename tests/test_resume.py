@@ -14,7 +14,7 @@ import torch
 from tests.saved_networks import assert_same_latest_networks, latest_networks, tensorboard_points
 from tests.tiny_data import make_aligned_pairs
 from util.display.loss_plot import ValidationLog
-from util.training import state as training_state
+from training import state as training_state
 
 # 7 pairs in batches of 2 (the last one partial), random 64-pixel crops of 72-pixel images with flips,
 # and unet_64, which has dropout: every random generator training uses is in play. On the CPU: CUDA's
@@ -222,7 +222,7 @@ def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
     from options.train_options import TrainOptions
     from tests.scripts import TINY_NET
     from tests.tiny_data import make_aligned_pairs
-    from util.training.state import TrainingState
+    from training.state import TrainingState
 
     data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32, phases=('train',))
     argv = ['--dataroot', data, '--name', 'scale', '--checkpoints_dir', str(tmp_path), *TINY_NET, '--seed', '0']

@@ -33,7 +33,7 @@ from util.evaluation.scores import LABELS_TO_PHOTO, Evaluation, format_scores, i
 from util.evaluation.semantic import SCORES, SemanticScore
 from util.files import atomic_write_text
 from util.images import tensor2im
-from util.training.random_states import side_stream
+from training.random_states import side_stream
 
 
 class Validation:

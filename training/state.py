@@ -3,7 +3,7 @@
 Every latest save writes, after the reference-compatible latest_net_G.pth and latest_net_D.pth,
 checkpoints/NAME/latest_train_state.pth: the model's state (networks, weight averages, optimizers,
 schedulers, gradient scaler: BaseModel.state_dict), the counters, what validation knows (--val_freq:
-util/training/validation.py), the options (JSON) and the random states of every process. It is one file
+training/validation.py), the options (JSON) and the random states of every process. It is one file
 renamed into place, so it is always a consistent snapshot whatever moment a crash hits; --continue_train
 takes everything from it (the networks included, so it never pairs new weights with old moments) and the
 net files serve test.py and the reference. It loads with torch.load(weights_only=True): tensors, numbers
@@ -24,8 +24,8 @@ import torch
 from util.distributed import gather, is_main, rank, world_size
 from util.errors import UserError
 from util.files import atomic_torch_save, ensure_writable, options_dict, remove_stale_temporaries
-from util.training.guards import LossWatch
-from util.training.random_states import rng_states, set_rng_states
+from training.guards import LossWatch
+from training.random_states import rng_states, set_rng_states
 
 STATE_FILE = 'latest_train_state.pth'
 FORMAT = 1
@@ -86,7 +86,7 @@ class TrainingState:
         self.saved = self.read_for_resume() if opt.continue_train else None
         self.saved_iters = None  # total_iters of the newest good latest checkpoint, if any
         self.losses = LossWatch()
-        self.validation = {}  # the last validated epoch, its scores and the best ones (util/training/validation.py)
+        self.validation = {}  # the last validated epoch, its scores and the best ones (training/validation.py)
 
     def read_for_resume(self):
         if self.opt.epoch != 'latest' or self.opt.load_iter > 0:
