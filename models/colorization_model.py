@@ -8,6 +8,9 @@ from util import lab
 
 
 class ColorizationModel(Pix2PixModel):
+    visual_roles = {'input': 'real_A', 'output': 'fake_B_rgb', 'target': 'real_B_rgb'}  # RGB pictures of Lab tensors
+    translates_label_maps = False  # its input is a lightness channel
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser = Pix2PixModel.modify_commandline_options(parser, is_train)

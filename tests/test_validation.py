@@ -16,9 +16,9 @@ from tests import browser
 from tests.saved_networks import plateau_state
 from tests.scripts import TINY_NET, run
 from tests.tiny_data import make_aligned_pairs, make_palette_pairs
-from util.errors import UserError
 from training import state as training_state
 from training.random_states import side_stream
+from util.errors import UserError
 
 NETWORKS = ('G', 'G_ema')
 METRICS = ('l1', 'psnr', 'ssim')
