@@ -89,7 +89,7 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
         model.update_averages()  # --ema_decay: the moving average of G's weights (models/weight_average.py)
         losses = model.get_current_losses()
         batch = data['A'].shape[0] * world_size  # samples in this step, over all ranks
-        state.step(batch, losses)  # counted, summed for --lr_policy plateau, NaN/Inf noted (checked when printing or saving)
+        state.step(batch, losses)  # counted, summed for --lr_policy plateau, NaN/Inf noted (checked at prints, saves)
 
         if progress.crossed(opt.display_freq):
             visualizer.display_current_results(model.get_current_visuals(), progress.epoch,

@@ -1,6 +1,6 @@
 """The layers of docs/architecture.md: util at the bottom, then data, then models, then training, then options,
-then the commands (train.py, test.py, export.py, app.py). No module imports from a layer above its own, and there is no import circle:
-every product module imports first and alone."""
+then the commands (train.py, test.py, export.py, app.py). No module imports from a layer above its own, and
+there is no import circle: every product module imports first and alone."""
 import ast
 import os
 import subprocess
