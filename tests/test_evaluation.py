@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from models import test_model  # not its class by name: pytest would take TestModel for a test class
+from models.colorization_model import ColorizationModel
+from models.pix2pix_model import Pix2PixModel
 from tests.scripts import TINY_NET, run
 from tests.tiny_data import make_aligned_pairs
 from util.evaluation import fid
-from models.colorization_model import ColorizationModel
-from models.pix2pix_model import Pix2PixModel
-from models.test_model import TestModel
 from util.evaluation.scores import Evaluation
 from tests.test_fid import naive_mmd2, random_inception_state, reference_fid
 
@@ -199,4 +199,4 @@ def test_the_pair_scored_is_output_against_target():
     assert Evaluation(Pix2PixModel.visual_roles).pair == ('fake_B', 'real_B')
     # Colorization: the RGB pictures of its Lab tensors, i.e. the colourised photo against the real one.
     assert Evaluation(ColorizationModel.visual_roles).pair == ('fake_B_rgb', 'real_B_rgb')
-    assert not Evaluation(TestModel.visual_roles).enabled  # --model test: nothing to compare with
+    assert not Evaluation(test_model.TestModel.visual_roles).enabled  # --model test: nothing to compare with
