@@ -97,8 +97,7 @@ class Translator:
             settings.update({'direction': saved['direction']} if 'direction' in saved else {})
             opt = AppOptions().parse(self.argv, settings)
             model = models.create_model(opt)
-            model.setup(opt)
-            model.eval()
+            model.setup(opt)  # in --eval's test mode
             self.loaded[name] = opt, model
         return self.loaded[name]
 
@@ -114,11 +113,11 @@ class Translator:
         model.set_input(torch.utils.data.default_collate([dataset[0]]))
         model.test()
         visuals = model.get_current_visuals()
-        output = tensor2im(next(image for label, image in visuals.items() if label.startswith('fake')))
+        output = tensor2im(visuals[model.visual_roles['output']])
         seconds = time.perf_counter() - start
         output_path = os.path.join(self.scratch, f'{os.path.splitext(os.path.basename(upload))[0]}_{name}.png')
         save_image(output, output_path)
-        return tensor2im(next(iter(visuals.values()))), output_path, seconds
+        return tensor2im(visuals[model.visual_roles['input']]), output_path, seconds
 
     def checked_copy(self, upload):
         """(path, grayscale?) of the upload, checked from its header alone (a huge image is refused before it

@@ -13,7 +13,7 @@ import json
 import os
 
 import models
-from models import checkpoint, export
+from models import checkpoint, export, networks
 from models.checkpoint import file_prefix
 from options.export_options import ExportOptions
 from util.files import atomic_write_text, ensure_writable
@@ -29,7 +29,7 @@ def main(argv=None):
     model = models.create_model(opt)
     model.setup(opt)
     net = model.netG
-    export.set_test_mode(net, mode)
+    networks.set_test_mode(net, mode, dropout=False)  # dropout off in both: the exported program is deterministic
     saved = checkpoint.read_architecture(opt) or {}  # what the experiment was trained as
     arch = dict(input_nc=opt.input_nc, output_nc=opt.output_nc, netG=opt.netG,
                 model=saved.get('model', opt.model), direction=saved.get('direction', opt.direction))

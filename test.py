@@ -38,10 +38,9 @@ def main(argv=None):
     loader = create_dataloader(opt, shuffle=False)
     print(f'The number of test images = {len(loader.dataset)} ({loader.num_workers} loader worker processes)')
     model = models.create_model(opt)
-    model.setup(opt)
-    if opt.eval:
-        model.eval()
-    evaluation = Evaluation(model.visual_names, opt.sort_by_metric, opt.fid_weights, opt.device, segmenter)
+    model.setup(opt)  # loads the generator and puts it in its test mode: the paper's, or --eval's
+    evaluation = Evaluation(model.visual_roles, opt.sort_by_metric, opt.fid_weights, opt.device, segmenter,
+                            model.translates_label_maps)
 
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{file_prefix(opt)}')
     webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')

@@ -7,9 +7,9 @@
 Every epoch walks the data once; every iteration updates D, then G (models/pix2pix_model.py).
 Losses are printed (and plotted in visdom and on checkpoints/NAME/web/index.html) every --print_freq
 samples, visuals shown and saved every --display_freq, the latest checkpoint (with everything needed
-to resume exactly, util/training/state.py) every --save_latest_freq, and numbered checkpoints every
+to resume exactly, training/state.py) every --save_latest_freq, and numbered checkpoints every
 --save_epoch_freq epochs. With --val_freq N, G is scored on held-out images every N epochs and the best
-one kept (util/training/validation.py); --tensorboard also logs all of it for TensorBoard.
+one kept (training/validation.py); --tensorboard also logs all of it for TensorBoard.
 """
 import time
 
@@ -17,12 +17,14 @@ import models
 from models.segmenter import load_segmenter
 from data import create_dataloader, create_validation_loader
 from options.train_options import TrainOptions
+from training.guards import StopSignals
+from training.plateau import Plateau
+from training.random_states import seed_everything
+from training.saving import NetworkSaver
+from training.state import TrainingState
+from training.validation import Validation
 from util import distributed
 from util.display.visualizer import Visualizer
-from util.training.guards import StopSignals
-from util.training.random_states import seed_everything
-from util.training.state import TrainingState
-from util.training.validation import Validation
 
 
 def main(argv=None):
@@ -39,12 +41,13 @@ def main(argv=None):
     loader = create_dataloader(opt, shuffle=not opt.serial_batches, rank=rank, world_size=world_size)
     print(f'The number of training images = {len(loader.dataset)} ({loader.num_workers} loader worker processes)')
     model = models.create_model(opt)
+    plateau = Plateau(opt, model)  # what --lr_policy plateau follows, and whether lower or higher is better
     distributed.barrier()  # --continue_train: every rank loads the files rank 0 wrote, once it is done writing
-    model.setup(opt)
-    model.statistics_data = loader.dataset  # --ema_bn_images: the saved average's batch norm statistics
-    state.restore(model)  # --continue_train: the model's state, the counters and the random states
+    model.setup(opt, plateau.mode)
+    saver = NetworkSaver(model, opt, loader.dataset)  # --ema_bn_images: the saved averages' statistics from this data
+    state.restore(saver, plateau)  # --continue_train: the model's state, the counters, the plateau sum, random states
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # the semantic score
-    validation = Validation(opt, state, create_validation_loader(opt), model, segmenter)  # --val_freq
+    validation = Validation(opt, state, create_validation_loader(opt), saver, segmenter)  # --val_freq
     if distributed.is_main():  # written once the data and model are known good, so a failed start keeps the old ones
         options.save_and_print(opt, 'train_opt')
     model.wrap_networks(distributed.wrap)  # DDP: same start on every rank, gradients averaged over ranks
@@ -54,16 +57,16 @@ def main(argv=None):
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     for epoch in range(state.progress.epoch, last_epoch + 1):
         epoch_start = time.time()
-        state.progress.begin_epoch(epoch, model.device)  # a resumed epoch keeps the samples it had seen
+        state.begin_epoch(epoch, model.device)  # a resumed epoch keeps the samples it had seen
         train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, last_epoch)
         if validation.due(epoch, last_epoch):  # before the save, which then records it; rank 0 scores, others wait
             visualizer.plot_validation(validation.run(model, state.progress))
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             print(f'saving the model at the end of epoch {epoch}, iters {state.progress.total_iters}')
-            state.save(model)
+            state.save()
             if distributed.is_main():
-                model.save_networks(str(epoch))
-        lr = model.update_learning_rate(metric=plateau_metric(state.progress, validation, opt))
+                saver.save(str(epoch))
+        lr = model.update_learning_rate(metric=plateau.metric(state.progress, validation))
         print(f'End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.1f} sec \t '
               f'learning rate = {lr:.7f}', flush=True)
     visualizer.close()
@@ -83,8 +86,7 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
         model.update_averages()  # --ema_decay: the moving average of G's weights (models/weight_average.py)
         losses = model.get_current_losses()
         batch = data['A'].shape[0] * world_size  # samples in this step, over all ranks
-        progress.step(batch, losses.get(model.plateau_loss))
-        state.watch(losses)  # NaN/Inf noted on the device, checked when printing or saving
+        state.step(batch, losses)  # counted, summed for --lr_policy plateau, NaN/Inf noted (checked at prints, saves)
 
         if progress.crossed(opt.display_freq):
             visualizer.display_current_results(model.get_current_visuals(), progress.epoch,
@@ -101,21 +103,12 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
         if progress.crossed(opt.save_latest_freq):
             visualizer.print_message(f'saving the latest model (epoch {progress.epoch}, '
                                      f'total_iters {progress.total_iters})')
-            state.save(model)  # latest_net_*.pth + latest_train_state.pth
+            state.save()  # latest_net_*.pth + latest_train_state.pth
             if opt.save_by_iter and distributed.is_main():
-                model.save_networks(f'iter_{progress.total_iters}')
+                state.saver.save(f'iter_{progress.total_iters}')
         if stop.requested(agree_now=progress.crossed(opt.print_freq)):
-            state.save_and_exit(model, stop)
+            state.save_and_exit(stop)
         iter_data_time = time.time()
-
-
-def plateau_metric(progress, validation, opt):
-    """What --lr_policy plateau follows: the epoch's mean of the model's plateau loss over all ranks (they must
-    agree), or with --plateau_on val G's validation score (None between validations: no step)."""
-    if opt.plateau_on == 'val':
-        return validation.score_at(progress.epoch)
-    mean = progress.loss_sum / max(progress.epoch_iter, 1)
-    return distributed.mean_over_ranks({'loss': mean})['loss'].item()
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@ import os
 
 from data.base_dataset import BaseDataset, get_params, transform
 from data.image_folder import folder_of, make_dataset, open_image
-from data import lab
+from util import lab
 from util.errors import UserError
 
 

@@ -1,9 +1,25 @@
 """What every model shares: devices, saving and loading networks, schedules, visuals and losses.
 
-A model names its pieces in lists (loss_names, visual_names, model_names) and this class finds the
-attributes loss_<name>, <visual>, net<name> by those names. What train.py uses of a model:
+A model is models/NAME_model.py with NAMEModel(BaseModel). It must define (models.create_model checks it,
+with missing_parts below):
+    set_input(data)            take a loader batch: G's input, the target if any, image_paths
+    forward()                  the outputs, through self.generate(self.netG, input)
+    optimize_parameters()      one training step (a model that trains)
+    netG                       the generator: test.py, validation and export.py run it
+    loss_names, visual_names, model_names   names of its attributes loss_<name>, <visual> and net<name>
+                               (losses: a model that trains)
+    visual_roles               {'input': visual, 'output': visual, 'target': visual}: G's input, its output and
+                               what the output should be (no 'target': nothing to score against)
+It may override:
+    modify_commandline_options(parser, is_train)   its flags and defaults
+    generator_input(data)      G's input in a loader batch (--ema_bn_images recomputes statistics with it)
+    plateau_loss               the loss whose epoch mean --lr_policy plateau follows (None: none)
+    optimizer_rates(options)   each optimizer's starting learning rate (pix2pix: --lr for G, --lr_D for D)
+    translates_label_maps      True when its input may be a label map (the semantic score, --segmenter)
+    get_current_visuals()      e.g. to make pictures of its tensors (colorization)
+
+What training uses of a model:
     set_input(data), optimize_parameters(), update_averages()   one training step
-    statistics_data                                              --ema_bn_images: a dataset, set by train.py
     get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
     networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
     state_dict(), load_state_dict(state)                         everything an exact resume needs
@@ -16,15 +32,15 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import default_collate
 
 from models import checkpoint, networks
 from util.devices import keep_freed_memory
-from util.errors import UserError
 from util.files import atomic_torch_save
 
 
 class BaseModel:
+    translates_label_maps = False
+
     def __init__(self, opt):
         self.opt = opt
         self.is_train = opt.is_train
@@ -33,7 +49,6 @@ class BaseModel:
         self.loss_names, self.model_names, self.visual_names = [], [], []
         self.optimizers, self.schedulers = [], []
         self.averages = {}  # name -> WeightAverage of a trained network, saved as <epoch>_net_<name>.pth
-        self.statistics_data = None  # --ema_bn_images: the dataset the saved averages' statistics come from
         self.plateau_loss = None  # the loss name whose epoch mean --lr_policy plateau follows
         self.image_paths = []
         # --amp: the networks run in bfloat16/float16 inside self.autocast(); weights, gradients, optimizer
@@ -52,16 +67,6 @@ class BaseModel:
         """Raise UserError for an impossible setting of the flags this model adds (the general checks are
         options/checks.py's)."""
 
-    # Subclasses define these four.
-    def set_input(self, data):
-        raise NotImplementedError
-
-    def forward(self):
-        raise NotImplementedError
-
-    def optimize_parameters(self):
-        raise NotImplementedError
-
     def networks(self):
         """{name: network}, as the attributes net<name> hold them (inside DDP once wrapped)."""
         return {name: getattr(self, 'net' + name) for name in self.model_names}
@@ -71,19 +76,17 @@ class BaseModel:
         for name, net in self.networks().items():
             setattr(self, 'net' + name, wrap(net))
 
-    def setup(self, opt):
+    def setup(self, opt, plateau_mode='min'):
         """Load networks when testing or resuming, make the schedulers, print the networks, then apply
-        the speed settings (docs/performance.md)."""
+        the speed settings (docs/performance.md). plateau_mode: --lr_policy plateau's 'min' or 'max'
+        (training/plateau.py)."""
         if self.is_train:
-            if opt.lr_policy == 'plateau' and opt.plateau_on == 'train' and self.plateau_loss is None:
-                raise UserError(f'--lr_policy plateau follows a training loss, but --model {opt.model} names none; '
-                                f'choose another --lr_policy, or follow validation scores (--plateau_on val)')
-            self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
+            self.schedulers = [networks.get_scheduler(optimizer, opt, plateau_mode) for optimizer in self.optimizers]
         if not self.is_train or opt.continue_train:
             self.load_networks(checkpoint.file_prefix(opt))
         if not self.is_train:
             for net in self.networks().values():
-                networks.normalize_each_image(net)
+                networks.set_test_mode(net, 'eval' if opt.eval else 'paper')  # test.py's --eval, or the paper's
                 if self.amp_dtype is not None:
                     networks.cast_convolutions(net, self.amp_dtype)
         self.print_networks(opt.verbose)
@@ -109,14 +112,6 @@ class BaseModel:
         """The learning rate each of self.optimizers starts from under these options (a dict of the
         options' values): --lr for all unless a model says otherwise."""
         return [options['lr']] * len(self.optimizers)
-
-    def eval(self):
-        for net in self.networks().values():
-            net.eval()
-
-    def train(self):
-        for net in self.networks().values():
-            net.train()
 
     def test(self):
         """Forward without gradients, for any image size the generator can take after padding."""
@@ -181,7 +176,7 @@ class BaseModel:
             average.update()
 
     def state_dict(self):
-        """Everything an exact resume needs of the model (util/training/state.py saves it with the counters):
+        """Everything an exact resume needs of the model (training/state.py saves it with the counters):
         the networks, the weight averages, the optimizers, the schedulers and the gradient scaler."""
         return {
             'networks': {name: cpu_state(unwrap(net)) for name, net in self.networks().items()},
@@ -221,30 +216,18 @@ class BaseModel:
             if hasattr(scheduler, 'base_lrs'):
                 scheduler.base_lrs = [lr * lr_scale for lr in scheduler.base_lrs]
 
-    def save_networks(self, prefix, names=None):
+    def save_networks(self, prefix, names=None, averages=None):
         """Save each network and weight average (or those in names) as a plain CPU state_dict, in the
-        reference's file names and format."""
+        reference's file names and format. averages: {name: network} saved in place of those weight
+        averages (training/saving.py: with recomputed batch norm statistics)."""
         os.makedirs(self.save_dir, exist_ok=True)
         nets = {name: unwrap(net) for name, net in self.networks().items()}
-        nets.update({name: self.average_to_save(average) for name, average in self.averages.items()
-                     if names is None or name in names})
+        nets.update({name: average.net for name, average in self.averages.items()})
+        nets.update(averages or {})
         for name, net in nets.items():
             if names is None or name in names:
                 atomic_torch_save(cpu_state(net), self.network_file(prefix, name))
         checkpoint.save_architecture(self.opt, self.model_names)
-
-    def average_to_save(self, average):
-        """The weight average as saved: with --ema_bn_images N and batch norm, with its running statistics
-        recomputed over the first N samples of self.statistics_data (train.py gives it the training set)."""
-        images = min(getattr(self.opt, 'ema_bn_images', 0), len(self.statistics_data or ()))
-        if not images or self.opt.norm not in ('batch', 'syncbatch'):
-            return average.net
-        size = self.opt.batch_size  # the batches training normalises over
-        batches = (self.generator_input(default_collate([self.statistics_data[i]
-                                                         for i in range(start, min(start + size, images))]))
-                   for start in range(0, images, size))
-        with self.autocast():
-            return average.with_recomputed_statistics(batches, self.generate)
 
     def load_networks(self, prefix):
         for name in self.model_names:
@@ -271,11 +254,11 @@ class BaseModel:
         norm on each image's own statistics, which leaves the running statistics as training made them."""
         trained = self.netG
         self.netG = net
-        networks.normalize_each_image(net)
+        networks.set_test_mode(net, 'paper')
         try:
             yield
         finally:
-            networks.normalize_each_image(net, False)
+            networks.set_training_mode(net)
             self.netG = trained
 
     def print_networks(self, verbose):
@@ -291,6 +274,23 @@ class BaseModel:
         for net in nets if isinstance(nets, (list, tuple)) else [nets]:
             for param in net.parameters():
                 param.requires_grad = requires_grad
+
+
+def missing_parts(model):
+    """What the model lacks of what it must define (the module docstring), as phrases naming each part."""
+    methods = ('set_input', 'forward') + (('optimize_parameters',) if model.is_train else ())
+    missing = [f'{name}()' for name in methods if not callable(getattr(model, name, None))]
+    lists = ('visual_names', 'model_names') + (('loss_names',) if model.is_train else ())
+    missing += [f'{name} (empty)' for name in lists if not getattr(model, name)]
+    missing += [f'net{name}' for name in ['G', *model.model_names] if not hasattr(model, 'net' + name)]
+    roles = getattr(model, 'visual_roles', None)
+    if roles is None:
+        missing.append('visual_roles')
+    elif not {'input', 'output'} <= set(roles) <= {'input', 'output', 'target'} or \
+            not set(roles.values()) <= set(model.visual_names):
+        missing.append(f"visual_roles naming its visual_names as 'input', 'output' and maybe 'target' "
+                       f"(it has {roles})")
+    return list(dict.fromkeys(missing))  # netG named once when model_names lists G too
 
 
 def cpu_state(net):

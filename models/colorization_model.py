@@ -4,10 +4,13 @@ The losses and networks are pix2pix's; only the data and the pictures differ. Vi
 input, the colourised output and the real photo as RGB, for every image of the batch.
 """
 from models.pix2pix_model import Pix2PixModel
-from data import lab
+from util import lab
 
 
 class ColorizationModel(Pix2PixModel):
+    visual_roles = {'input': 'real_A', 'output': 'fake_B_rgb', 'target': 'real_B_rgb'}  # RGB pictures of Lab tensors
+    translates_label_maps = False  # its input is a lightness channel
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser = Pix2PixModel.modify_commandline_options(parser, is_train)

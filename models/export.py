@@ -19,7 +19,6 @@ import time
 import numpy as np
 import torch
 
-from models import networks
 from models.base_model import generator_size_multiple
 from util.errors import UserError
 from util.files import atomic_write
@@ -43,16 +42,6 @@ def require_onnx_packages():
         raise UserError(f'exporting needs torch.compiler.is_exporting, which torch {torch.__version__} lacks (torch 2.7 '
                         f'has it): pip install -U torch')
     return importlib.import_module('onnxruntime')
-
-
-def set_test_mode(net, mode):
-    """Put net in the test mode the export will carry (MODES)."""
-    net.eval()  # dropout off, and BatchNorm on its running statistics ...
-    if mode == 'paper':  # ... unless it normalises each image with its own, as test.py does by default
-        networks.normalize_each_image(net)
-        for module in net.modules():
-            if isinstance(module, networks.EachImageStatistics):
-                module.train()  # each_image applies in training mode only
 
 
 def size_rule(netG):
@@ -88,7 +77,7 @@ def describe(arch, mode, files):
 
 
 def export_program(net, channels, netG):
-    """torch.export of net (in the test mode set_test_mode gave it), dynamic in batch, height and width."""
+    """torch.export of net (in the test mode networks.set_test_mode gave it), dynamic in batch, height and width."""
     multiple, smallest = size_rule(netG)
     dim = torch.export.Dim
     shapes = {'x': {0: dim('batch', min=1, max=4096),

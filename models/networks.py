@@ -11,8 +11,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
-from util.evaluation.scores import lower_is_better
-
 
 class Identity(nn.Module):
     def forward(self, x):
@@ -66,6 +64,26 @@ def normalize_each_image(net, each_image=True):
             module.each_image = each_image
 
 
+def set_test_mode(net, mode, dropout=True):
+    """Put a generator in a test mode. paper (test.py's default, the paper's): batch norm normalises each
+    image with its own statistics, which leaves the running ones as training made them, and dropout stays on
+    unless dropout=False (export.py, for a deterministic program). eval (test.py --eval): batch norm's
+    running statistics, dropout off. set_training_mode(net) undoes either."""
+    if mode == 'eval':
+        net.eval()
+        return
+    net.train(dropout)
+    normalize_each_image(net)
+    for module in net.modules():
+        if isinstance(module, EachImageStatistics):
+            module.train()  # each image's own statistics apply in training mode only
+
+
+def set_training_mode(net):
+    net.train()
+    normalize_each_image(net, False)
+
+
 def cast_convolutions(net, dtype):
     """Store the convolutions' weights and biases in dtype. For inference under autocast to that dtype,
     which would otherwise cast every weight again on every forward pass; the outputs stay the same up to
@@ -88,10 +106,10 @@ def uses_bias(norm_layer):
 LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')
 
 
-def get_scheduler(optimizer, opt):
+def get_scheduler(optimizer, opt, plateau_mode='min'):
     """linear: constant for n_epochs, then linear decay to zero over n_epochs_decay epochs.
-    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls (a
-    training loss, or with --plateau_on val the validation score, which may be one that rises).
+    step: x0.1 every lr_decay_iters epochs. plateau: x0.2 when the metric passed to step() stalls: stops
+    falling, or with plateau_mode 'max' (a validation score that rises as G improves) stops rising.
     cosine: cosine annealing to zero over n_epochs."""
     if opt.lr_policy == 'linear':
         def lambda_rule(epoch):
@@ -100,8 +118,7 @@ def get_scheduler(optimizer, opt):
     if opt.lr_policy == 'step':
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
     if opt.lr_policy == 'plateau':
-        rising = opt.plateau_on == 'val' and not lower_is_better(opt.val_metric)
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='max' if rising else 'min', factor=0.2,
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode=plateau_mode, factor=0.2,
                                               threshold=0.01, patience=5)
     if opt.lr_policy == 'cosine':
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)

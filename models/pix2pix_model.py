@@ -24,6 +24,9 @@ from util.plugins import option_group
 
 
 class Pix2PixModel(BaseModel):
+    visual_roles = {'input': 'real_A', 'output': 'fake_B', 'target': 'real_B'}
+    translates_label_maps = True  # labels|photo pairs can be scored semantically (--segmenter)
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         # The paper's choices: U-Net generator, batch norm, aligned data, no image pool, vanilla GAN loss.

@@ -9,6 +9,8 @@ from util.errors import UserError
 
 
 class TestModel(BaseModel):
+    visual_roles = {'input': 'real', 'output': 'fake'}  # no target to score against
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         if is_train:

@@ -19,10 +19,10 @@ from models import checkpoint
 from options import checks
 from options.config import Config
 from options.recipes import RECIPES
+from training.state import resume_file, saved_options
 from util import devices, distributed
 from util.errors import UserError
 from util.files import atomic_write_text, mkdirs, options_dict
-from util.training.state import resume_file, saved_options
 
 BINDING = {source: rank for rank, source in enumerate(('command', 'typed', 'saved', 'resume', 'recipe', 'demo',
                                                         'default'))}

@@ -9,6 +9,7 @@ from PIL import Image
 from torch import nn
 
 from models import networks
+from training.plateau import Plateau
 
 
 def latest_networks(folder, names):
@@ -40,8 +41,8 @@ def tensorboard_points(folder):
 def plateau_state(scores, val_metric):
     """The state of --lr_policy plateau --plateau_on val after stepping on each of scores."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = networks.get_scheduler(optimizer, SimpleNamespace(lr_policy='plateau', plateau_on='val',
-                                                                  val_metric=val_metric))
+    opt = SimpleNamespace(lr_policy='plateau', plateau_on='val', val_metric=val_metric)
+    scheduler = networks.get_scheduler(optimizer, opt, Plateau(opt, SimpleNamespace(plateau_loss=None)).mode)
     for score in scores:
         scheduler.step(score)
     return scheduler.state_dict()

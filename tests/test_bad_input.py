@@ -14,7 +14,7 @@ from data.image_folder import open_image
 from util.errors import UserError
 from tests.scripts import TINY_NET
 from tests.tiny_data import pair_image
-from util.training import state as training_state
+from training import state as training_state
 
 
 @pytest.fixture

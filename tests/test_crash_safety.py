@@ -11,7 +11,7 @@ import pytest
 from models import checkpoint
 from tests.scripts import TINY_NET
 from tests.tiny_data import make_aligned_pairs
-from util.training import state as training_state
+from training import state as training_state
 from util.files import UMASK, atomic_write, atomic_write_text
 
 

@@ -11,10 +11,13 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from models import test_model  # not its class by name: pytest would take TestModel for a test class
+from models.colorization_model import ColorizationModel
+from models.pix2pix_model import Pix2PixModel
 from tests.scripts import TINY_NET, run
 from tests.tiny_data import make_aligned_pairs
 from util.evaluation import fid
-from util.evaluation.scores import target_pair
+from util.evaluation.scores import Evaluation
 from tests.test_fid import naive_mmd2, random_inception_state, reference_fid
 
 COUNT = 6
@@ -193,7 +196,7 @@ def test_lambda_gan_zero_trains_the_generator_on_l1_alone(trained):
 
 
 def test_the_pair_scored_is_output_against_target():
-    assert target_pair(['real_A', 'fake_B', 'real_B']) == ('fake_B', 'real_B')
+    assert Evaluation(Pix2PixModel.visual_roles).pair == ('fake_B', 'real_B')
     # Colorization: the RGB pictures of its Lab tensors, i.e. the colourised photo against the real one.
-    assert target_pair(['real_A', 'fake_B_rgb', 'real_B_rgb']) == ('fake_B_rgb', 'real_B_rgb')
-    assert target_pair(['real', 'fake']) is None  # --model test: nothing to compare with
+    assert Evaluation(ColorizationModel.visual_roles).pair == ('fake_B_rgb', 'real_B_rgb')
+    assert not Evaluation(test_model.TestModel.visual_roles).enabled  # --model test: nothing to compare with

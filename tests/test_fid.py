@@ -203,7 +203,7 @@ def test_without_torchmetrics_the_error_names_the_install_command(weights_file, 
     with pytest.raises(ImportError, match='torch-fidelity'):
         fid.load_inception(str(weights_file))
     with pytest.raises(UserError) as info:
-        Evaluation(['real_A', 'fake_B', 'real_B'], fid_weights=str(weights_file))
+        Evaluation({'input': 'real_A', 'output': 'fake_B', 'target': 'real_B'}, fid_weights=str(weights_file))
     assert str(info.value).startswith('error: --fid_weights: ') and fid.INSTALL in str(info.value)
 
 

@@ -15,8 +15,10 @@ from options.recipes import RECIPES
 from options.train_options import TrainOptions
 from tests.scripts import TINY_NET
 from tests.tiny_data import make_aligned_pairs
+from training.plateau import Plateau
+from training.saving import NetworkSaver
+from training.state import TrainingState
 from util.errors import UserError
-from util.training.state import TrainingState
 
 torch.set_num_threads(1)
 VGG = 'VGG'  # in a parametrised flag list: stands for the vgg_weights fixture's file
@@ -369,14 +371,16 @@ def test_resuming_keeps_lr_D_and_a_typed_one_rescales_D_alone(tmp_path):
     model = model_for(opt)
     model.update_learning_rate()
     model.update_learning_rate()
-    TrainingState(opt).save(model)  # at 1/2 of both rates
+    state = TrainingState(opt)
+    state.restore(NetworkSaver(model, opt), Plateau(opt, model))
+    state.save()  # at 1/2 of both rates
 
     def resumed(*flags):
         with contextlib.redirect_stdout(io.StringIO()):
             opt = parse(*common, '--continue_train', *flags)
             state = TrainingState(opt)
             model = model_for(opt)
-            state.restore(model)
+            state.restore(NetworkSaver(model, opt), Plateau(opt, model))
         return opt, model
 
     opt, model = resumed()  # --lr_D not typed: the saved one

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from data import lab
+from util import lab
 
 # What skimage.color.rgb2lab returns for these sRGB colours (its 6-digit sRGB
 # matrix and D65 white). Textbook values from the exact matrix differ by up to

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from models import networks
+from training.plateau import Plateau
 
 torch.set_num_threads(1)
 
@@ -114,7 +115,8 @@ def lr_sequence(policy, epochs, metrics=None, **opts):
     opt = SimpleNamespace(**{'lr_policy': policy, 'epoch_count': 1, 'n_epochs': 4, 'n_epochs_decay': 4,
                              'lr_decay_iters': 2, 'plateau_on': 'train', **opts})
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = networks.get_scheduler(optimizer, opt)
+    # The mode train.py gives it: what the Plateau decides for a model with a plateau loss.
+    scheduler = networks.get_scheduler(optimizer, opt, Plateau(opt, SimpleNamespace(plateau_loss='G_L1')).mode)
     lrs = []
     for epoch in range(epochs):
         lrs.append(optimizer.param_groups[0]['lr'])

@@ -13,8 +13,8 @@ import torch
 
 from tests.saved_networks import assert_same_latest_networks, latest_networks, tensorboard_points
 from tests.tiny_data import make_aligned_pairs
+from training import state as training_state
 from util.display.loss_plot import ValidationLog
-from util.training import state as training_state
 
 # 7 pairs in batches of 2 (the last one partial), random 64-pixel crops of 72-pixel images with flips,
 # and unet_64, which has dropout: every random generator training uses is in play. On the CPU: CUDA's
@@ -222,7 +222,9 @@ def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
     from options.train_options import TrainOptions
     from tests.scripts import TINY_NET
     from tests.tiny_data import make_aligned_pairs
-    from util.training.state import TrainingState
+    from training.plateau import Plateau
+    from training.saving import NetworkSaver
+    from training.state import TrainingState
 
     data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=32, phases=('train',))
     argv = ['--dataroot', data, '--name', 'scale', '--checkpoints_dir', str(tmp_path), *TINY_NET, '--seed', '0']
@@ -235,10 +237,14 @@ def test_the_fp16_loss_scale_is_saved_and_restored(tmp_path):
         model.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)
         return model, state
 
+    def restore(model, state):
+        state.restore(NetworkSaver(model, model.opt), Plateau(model.opt, model))
+
     model, state = model_and_state([])
     model.scaler.scale(torch.ones(()))
     model.scaler.update(new_scale=1024.0)  # as after some steps with inf gradients
-    state.save(model)
+    restore(model, state)  # nothing to restore: hands save() the model
+    state.save()
     resumed, resumed_state = model_and_state(['--continue_train'])
-    resumed_state.restore(resumed)
+    restore(resumed, resumed_state)
     assert resumed.scaler.get_scale() == 1024.0

@@ -12,7 +12,7 @@ from util.errors import UserError
 from tests import browser
 from tests.scripts import TINY_NET
 from tests.tiny_data import pair_image
-from util.training import state as training_state
+from training import state as training_state
 
 
 class WritesAFile:

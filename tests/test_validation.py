@@ -16,9 +16,9 @@ from tests import browser
 from tests.saved_networks import plateau_state
 from tests.scripts import TINY_NET, run
 from tests.tiny_data import make_aligned_pairs, make_palette_pairs
+from training import state as training_state
+from training.random_states import side_stream
 from util.errors import UserError
-from util.training import state as training_state
-from util.training.random_states import side_stream
 
 NETWORKS = ('G', 'G_ema')
 METRICS = ('l1', 'psnr', 'ssim')

@@ -82,7 +82,7 @@ class LossLog(AppendedLog):
 
 
 class ValidationLog(AppendedLog):
-    """The lines of a val_log.jsonl (util/training/validation.py writes them)."""
+    """The lines of a val_log.jsonl (training/validation.py writes them)."""
 
     def points(self):
         """[(epoch, {network: {metric: value}})], a missing value (PSNR of identical images) as inf."""

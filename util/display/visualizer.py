@@ -87,7 +87,7 @@ class Visualizer:
                                       **{f'learning_rate/{k}': v for k, v in learning_rates.items()}}, step)
 
     def plot_validation(self, record):
-        """A validation's scores (util/training/validation.py's record) in visdom, TensorBoard and the web page,
+        """A validation's scores (training/validation.py's record) in visdom, TensorBoard and the web page,
         whose charts are redrawn from val_log.jsonl."""
         self.display.plot_validation(record['epoch'], record['scores'])
         if self.tensorboard:

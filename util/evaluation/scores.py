@@ -21,9 +21,6 @@ from util.evaluation.semantic import SCORES, SemanticScore, format_semantic, to_
 from util.errors import UserError
 from util.files import atomic_write_text
 
-# (output, target) visual names, first match wins: colorization shows RGB versions of its Lab tensors.
-TARGET_PAIRS = (('fake_B_rgb', 'real_B_rgb'), ('fake_B', 'real_B'))
-LABELS_TO_PHOTO = ('real_A', 'fake_B', 'real_B')  # the visuals the semantic score reads: input labels, output, target
 METRICS = ('l1', 'psnr', 'ssim')
 # Worst first: the largest L1, the lowest PSNR or SSIM.
 WORST_FIRST_DESCENDING = {'l1': True, 'psnr': False, 'ssim': False}
@@ -40,29 +37,24 @@ def is_better(metric, score, than):
     return than is None or (score < than if lower_is_better(metric) else score > than)
 
 
-def target_pair(visual_names):
-    """The (output, target) visual names a model shows, or None when it has no targets."""
-    for output, target in TARGET_PAIRS:
-        if output in visual_names and target in visual_names:
-            return output, target
-    return None
-
-
 class Evaluation:
     """Collects per-image scores (and Inception features for FID/KID) while test.py runs."""
 
-    def __init__(self, visual_names, sort_by=None, fid_weights=None, device='cpu', segmenter=None):
-        """segmenter: a models.segmenter.Segmenter for the semantic score, or None."""
-        if segmenter is not None and not all(name in visual_names for name in LABELS_TO_PHOTO):
-            raise UserError(f'--segmenter scores photos made from label maps, but this model shows '
-                            f'{", ".join(visual_names)}; use --model pix2pix on aligned labels|photo pairs')
-        self.pair = target_pair(visual_names)
+    def __init__(self, roles, sort_by=None, fid_weights=None, device='cpu', segmenter=None, label_maps=False):
+        """roles: the visual names of the model's 'input', 'output' and, if it has one, 'target' (a model's
+        visual_roles). segmenter: a models.segmenter.Segmenter for the semantic score, or None; it needs
+        label_maps, a model whose input can be a label map."""
+        shown = ', '.join(roles.values())
+        if segmenter is not None and not (label_maps and 'target' in roles):
+            raise UserError(f'--segmenter scores photos made from label maps, but this model shows {shown}; '
+                            f'use --model pix2pix on aligned labels|photo pairs')
+        self.label_map = roles['input']
+        self.pair = (roles['output'], roles['target']) if 'target' in roles else None
         if self.pair is None:
             for flag, value in (('--sort_by_metric', sort_by), ('--fid_weights', fid_weights)):
                 if value:
-                    raise UserError(f'{flag} needs targets to compare with, but this model shows only '
-                                          f'{", ".join(visual_names)}; use a model that has them (pix2pix on '
-                                          f'aligned data, colorization)')
+                    raise UserError(f'{flag} needs targets to compare with, but this model shows only {shown}; '
+                                    f'use a model that has them (pix2pix on aligned data, colorization)')
         self.sort_by = sort_by
         self.device = device
         self.inception = None
@@ -84,8 +76,9 @@ class Evaluation:
         output, target = images[self.pair[0]], images[self.pair[1]]
         scores = metrics.score_pair(output, target)
         if self.semantic is not None:
-            label_map, fake, real = (to_network_range(torch.from_numpy(images[k])[None]) for k in LABELS_TO_PHOTO)
-            scores.update(self.semantic.update(fake, real, label_map, names=[f'{name} ({LABELS_TO_PHOTO[0]})'])[0])
+            label_map, fake, real = (to_network_range(torch.from_numpy(images[k])[None])
+                                     for k in (self.label_map, *self.pair))
+            scores.update(self.semantic.update(fake, real, label_map, names=[f'{name} ({self.label_map})'])[0])
         self.names.append(name)
         self.scores.append(scores)
         if self.inception is not None:
@@ -121,7 +114,7 @@ class Evaluation:
         line = (f'{format_scores(summary)} (mean of {len(self.scores)} images, {self.pair[0]} against '
                 f'{self.pair[1]}{order})')
         if semantic is not None:
-            line += (f'. Semantic score of {self.pair[0]} against {LABELS_TO_PHOTO[0]} over the whole set '
+            line += (f'. Semantic score of {self.pair[0]} against {self.label_map} over the whole set '
                      f'({semantic["classes"]} classes, segmenter {self.semantic.segmenter.path}): '
                      f'{format_semantic(semantic)}')
         return line
@@ -136,7 +129,7 @@ class Evaluation:
             'images': [dict(name=name, **metrics.json_safe(s)) for name, s in zip(self.names, self.scores)],
         }
         if semantic:
-            report['semantic'] = dict(semantic, segmenter=self.semantic.segmenter.path, label_map=LABELS_TO_PHOTO[0],
+            report['semantic'] = dict(semantic, segmenter=self.semantic.segmenter.path, label_map=self.label_map,
                                       palette=self.semantic.segmenter.palette.tolist(),
                                       **{role: metrics.json_safe(semantic[role]) for role in ('output', 'target') if role in semantic})
         atomic_write_text(os.path.join(directory, 'metrics.json'), json.dumps(report, indent=1) + '\n')

@@ -24,41 +24,48 @@ import time
 
 from torch.utils.data import default_collate
 
+from training.random_states import side_stream
 from util.display.loss_plot import VALIDATION_LOG
 from util.display.visualizer import progress_bar
 from util.distributed import broadcast, is_main
 from util.errors import UserError
 from util.evaluation import metrics
-from util.evaluation.scores import LABELS_TO_PHOTO, Evaluation, format_scores, is_better, target_pair
+from util.evaluation.scores import Evaluation, format_scores, is_better
 from util.evaluation.semantic import SCORES, SemanticScore
 from util.files import atomic_write_text
 from util.images import tensor2im
-from util.training.random_states import side_stream
 
 
 class Validation:
-    def __init__(self, opt, state, loader, model, segmenter=None):
+    def __init__(self, opt, state, loader, saver, segmenter=None):
         """loader: data.create_validation_loader(opt), None without --val_freq. state: the TrainingState,
-        which saves what validation knows (state.validation) with everything else. model: the model to be
-        trained. segmenter (--segmenter): a models.segmenter.Segmenter that adds the semantic score."""
+        which saves what validation knows (state.validation) with everything else. saver: the NetworkSaver
+        (training/saving.py) of the model to be trained, which writes the best generators. segmenter
+        (--segmenter): a models.segmenter.Segmenter that adds the semantic score."""
         self.opt = opt
         self.state = state
         self.loader = loader
+        self.saver = saver
         self.segmenter = segmenter
+        model = saver.model
         if loader is not None and segmenter is not None:
-            Evaluation(model.visual_names, segmenter=segmenter)  # a model that does not translate label maps fails now
+            self.evaluation(model)  # a model that does not translate label maps fails now
             self.check_palette(model)
-        if loader is not None and target_pair(model.visual_names) is None:
+        if loader is not None and 'target' not in model.visual_roles:
             raise UserError(f'--val_freq scores outputs against targets, but --model {opt.model} shows only '
                             f'{", ".join(model.visual_names)}; drop --val_freq')
+
+    def evaluation(self, model):
+        """test.py's Evaluation of the model's outputs."""
+        return Evaluation(model.visual_roles, segmenter=self.segmenter, label_maps=model.translates_label_maps)
 
     def check_palette(self, model):
         """Refuse a segmenter made for other label maps now, on the first validation image's, rather than at
         the first validation, hours in. Every rank checks the same image, so all stop together and none waits
         for the others until --dist_timeout."""
         model.set_input(default_collate([self.loader.dataset[0]]))  # as a validation batch reaches the model
-        label_map = getattr(model, LABELS_TO_PHOTO[0])
-        name = f'{model.get_image_paths()[0]} ({LABELS_TO_PHOTO[0]}, the first validation image)'
+        label_map = getattr(model, model.visual_roles['input'])
+        name = f'{model.get_image_paths()[0]} ({model.visual_roles["input"]}, the first validation image)'
         SemanticScore(self.segmenter).read_label_maps(label_map, names=[name])
 
     def due(self, epoch, last_epoch):
@@ -78,7 +85,7 @@ class Validation:
             record = {'epoch': progress.epoch, 'total_iters': progress.total_iters,
                       'split': self.loader.dataset.image_dir, 'images': len(self.loader.dataset),
                       'seconds': round(time.time() - started, 3), 'scores': scores,
-                      'best': self.keep_best(model, progress, scores)}
+                      'best': self.keep_best(progress, scores)}
             with open(os.path.join(self.state.dir, VALIDATION_LOG), 'a') as log:
                 log.write(json.dumps({**record, 'scores': {name: metrics.json_safe(values)
                                                            for name, values in scores.items()}}) + '\n')
@@ -96,7 +103,7 @@ class Validation:
     def score(self, model, name, net):
         """Means of test.py's scores of net's outputs over the validation images, and with a segmenter the
         semantic score over the whole split (one confusion matrix, as test.py reports it)."""
-        evaluation = Evaluation(model.visual_names, segmenter=self.segmenter)  # as test.py makes it
+        evaluation = self.evaluation(model)
         with model.testing_with(net):
             for data in progress_bar(self.loader, desc=f'validating {name}', leave=False):
                 model.set_input(data)
@@ -107,7 +114,7 @@ class Validation:
         semantic = evaluation.semantic.result()['output'] if evaluation.semantic is not None else {}
         return {**evaluation.summary(), **{k: semantic[k] for k in SCORES if k in semantic}}
 
-    def keep_best(self, model, progress, scores):
+    def keep_best(self, progress, scores):
         """Save each generator that beats its best --val_metric so far as best_net_<name>.pth, then its
         record as best_net_<name>.json; returns their names."""
         metric = self.opt.val_metric
@@ -116,7 +123,7 @@ class Validation:
                 if entry['metric'] == metric}
         improved = [name for name, values in scores.items() if is_better(metric, values[metric], best.get(name))]
         for name in improved:
-            model.save_networks('best', [name])
+            self.saver.save('best', [name])
             # Written after the weights: a crash in between leaves the record of the previous best beside
             # the newer, better file, never a record of weights that were not saved.
             atomic_write_text(os.path.join(self.state.dir, f'best_net_{name}.json'), json.dumps({

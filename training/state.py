@@ -2,8 +2,9 @@
 
 Every latest save writes, after the reference-compatible latest_net_G.pth and latest_net_D.pth,
 checkpoints/NAME/latest_train_state.pth: the model's state (networks, weight averages, optimizers,
-schedulers, gradient scaler: BaseModel.state_dict), the counters, what validation knows (--val_freq:
-util/training/validation.py), the options (JSON) and the random states of every process. It is one file
+schedulers, gradient scaler: BaseModel.state_dict), the counters, the plateau loss's running sum
+(training/plateau.py), what validation knows (--val_freq:
+training/validation.py), the options (JSON) and the random states of every process. It is one file
 renamed into place, so it is always a consistent snapshot whatever moment a crash hits; --continue_train
 takes everything from it (the networks included, so it never pairs new weights with old moments) and the
 net files serve test.py and the reference. It loads with torch.load(weights_only=True): tensors, numbers
@@ -21,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
+from training.guards import LossWatch
+from training.random_states import rng_states, set_rng_states
 from util.distributed import gather, is_main, rank, world_size
 from util.errors import UserError
 from util.files import atomic_torch_save, ensure_writable, options_dict, remove_stale_temporaries
-from util.training.guards import LossWatch
-from util.training.random_states import rng_states, set_rng_states
 
 STATE_FILE = 'latest_train_state.pth'
 FORMAT = 1
@@ -37,42 +38,39 @@ class Progress:
     epoch: int
     epoch_iter: int = 0  # samples seen in this epoch
     total_iters: int = 0  # samples seen since the run began
-    loss_sum: object = 0.0  # this epoch's sum of the model's plateau loss, times each step's samples
     batch: int = 0  # samples in the last step
 
-    def begin_epoch(self, epoch, device):
-        """Start epoch; the interrupted epoch a resumed run begins with keeps what it had seen."""
-        if epoch != self.epoch:
-            self.epoch, self.epoch_iter, self.loss_sum = epoch, 0, 0.0
-        self.loss_sum = torch.as_tensor(self.loss_sum, dtype=torch.float32, device=device)
+    def begin_epoch(self, epoch):
+        """Start epoch; the interrupted epoch a resumed run begins with keeps what it had seen. Returns
+        whether the epoch is a fresh one."""
+        fresh = epoch != self.epoch
+        if fresh:
+            self.epoch, self.epoch_iter = epoch, 0
+        return fresh
 
-    def step(self, batch, plateau_loss=None):
+    def step(self, batch):
         self.batch = batch
         self.total_iters += batch
         self.epoch_iter += batch
-        if plateau_loss is not None:
-            self.loss_sum = self.loss_sum + plateau_loss.float() * batch  # stays on the device: no host sync
 
     def crossed(self, freq):
         """True when total_iters just passed a multiple of freq."""
         return self.total_iters // freq != (self.total_iters - self.batch) // freq
 
     def state_dict(self):
-        # 'l1_sum': the file's name for the plateau sum since the first format (pix2pix's plateau loss is L1).
-        return {'epoch': self.epoch, 'epoch_iter': self.epoch_iter, 'total_iters': self.total_iters,
-                'l1_sum': float(self.loss_sum)}
+        return {'epoch': self.epoch, 'epoch_iter': self.epoch_iter, 'total_iters': self.total_iters}
 
     @classmethod
     def from_state_dict(cls, saved):
-        return cls(saved['epoch'], saved['epoch_iter'], saved['total_iters'], saved['l1_sum'])
+        return cls(saved['epoch'], saved['epoch_iter'], saved['total_iters'])
 
 
 class TrainingState:
     """The run's Progress, restored from the last save with --continue_train and written at every save.
 
     train.py makes one right after the configuration is resolved (it checks that the checkpoint folder is
-    writable and, when resuming, reads the state to resume from), calls restore(model) once the model is set up,
-    then per epoch iterates batches(loader), counting into progress, and calls save(model).
+    writable and, when resuming, reads the state to resume from), calls restore(saver, plateau) once the model
+    is set up, then per epoch calls begin_epoch, iterates batches(loader), counting each step(), and calls save().
     """
 
     def __init__(self, opt):
@@ -86,7 +84,7 @@ class TrainingState:
         self.saved = self.read_for_resume() if opt.continue_train else None
         self.saved_iters = None  # total_iters of the newest good latest checkpoint, if any
         self.losses = LossWatch()
-        self.validation = {}  # the last validated epoch, its scores and the best ones (util/training/validation.py)
+        self.validation = {}  # the last validated epoch, its scores and the best ones (training/validation.py)
 
     def read_for_resume(self):
         path = resume_file(self.opt)
@@ -99,12 +97,15 @@ class TrainingState:
             return None
         return load(path)
 
-    def restore(self, model):
-        """With --continue_train and a state file: put back the model's state, the counters and this
-        process's random states."""
+    def restore(self, saver, plateau):
+        """Take the model (saver.model, written through saver: training/saving.py) and the Plateau that save()
+        writes from now on. With --continue_train and a state file: put back the model's state, the counters,
+        the plateau sum and this process's random states."""
+        self.saver, self.plateau = saver, plateau
         if self.saved is None:
             return
         saved, self.saved = self.saved, None
+        model = saver.model
         model.load_state_dict(saved)
         # The configuration has the saved --lr, --lr_D and --beta1 unless typed (options/resolution.py); a typed
         # one rescales the whole schedule, e.g. to resume a diverged run more gently.
@@ -112,6 +113,7 @@ class TrainingState:
         rates = model.optimizer_rates(vars(self.opt))
         model.retune_optimizers([rate / saved_rate for rate, saved_rate in zip(rates, saved_rates)], self.opt.beta1)
         self.progress = Progress.from_state_dict(saved)
+        plateau.load_state_dict(saved)
         self.saved_iters = self.progress.total_iters
         self.validation = saved.get('validation', {})  # absent from saves made before validation existed
         ranks = saved['rng']
@@ -123,6 +125,11 @@ class TrainingState:
         print(f'resuming from {self.path}: epoch {self.progress.epoch}, {self.progress.epoch_iter} samples into it, '
               f'total_iters {self.progress.total_iters}')
 
+    def begin_epoch(self, epoch, device):
+        """Start epoch; the interrupted epoch a resumed run begins with keeps the samples it had seen and its
+        plateau sum."""
+        self.plateau.begin_epoch(self.progress.begin_epoch(epoch), device)
+
     def batches(self, loader):
         """This epoch's batches in the order (seed, epoch) gives, without those an interrupted epoch saw."""
         loader.sampler.set_epoch(self.progress.epoch)
@@ -130,8 +137,11 @@ class TrainingState:
         loader.sampler.start_index = self.progress.epoch_iter // loader.sampler.num_replicas
         return loader
 
-    def watch(self, losses):
-        """Note NaN/Inf losses on the device; checked when printing or saving."""
+    def step(self, batch, losses):
+        """Count a step of batch samples (over all ranks): into progress, the plateau sum, and the NaN/Inf
+        watch (noted on the device; checked when printing or saving)."""
+        self.progress.step(batch)
+        self.plateau.add(losses, batch)
         self.losses.update(losses, self.progress.epoch, self.progress.total_iters)
 
     def check_losses(self):
@@ -147,27 +157,28 @@ class TrainingState:
                         f'saving; {kept} in {self.dir}. Lower --lr (now {self.opt.lr:g}) or check the data, '
                         f'then start again or resume with --continue_train.')
 
-    def save(self, model):
+    def save(self):
         """Write latest_net_*.pth, then latest_train_state.pth. Every process calls it (DDP: the random
         states of all ranks are gathered); the main process writes."""
         self.check_losses()  # never replace a good checkpoint with a diverged one
         states = gather(rng_states())
         if is_main():
-            model.save_networks('latest')
+            self.saver.save('latest')
             atomic_torch_save({
                 'format': FORMAT,
                 **self.progress.state_dict(),
-                **model.state_dict(),
+                **self.plateau.state_dict(),
+                **self.saver.model.state_dict(),
                 'options': json.dumps(options_dict(self.opt), sort_keys=True),
                 'validation': self.validation,
                 'rng': states,
             }, self.path)
         self.saved_iters = self.progress.total_iters
 
-    def save_and_exit(self, model, stop):
+    def save_and_exit(self, stop):
         """After SIGINT/SIGTERM (guards.StopSignals): save unless this iteration was just saved, then exit."""
         if self.saved_iters != self.progress.total_iters:
-            self.save(model)
+            self.save()
         print(f'stopped by {stop.name} at epoch {self.progress.epoch}, total_iters {self.progress.total_iters}; '
               f'the latest checkpoint holds everything: continue with the same command plus --continue_train',
               flush=True)
