@@ -120,6 +120,9 @@ class BaseOptions:
         data.find_dataset_class(dataset_mode).modify_commandline_options(parser, self.is_train)
         if self.flags is not None and not all_flags:
             parser = only_flags(parser, self.flags + tuple(self.ignored))
+        for action in parser._actions:
+            if action.dest in self.settings:  # accepted for the reference's scripts, but the command decides
+                action.help = argparse.SUPPRESS
         parser.hint = f' ({parser.prog} --help lists the flags it takes)'
         option_group(parser, 'experiment').add_argument('-h', '--help', action='help', help='show this help and exit')
         return parser

@@ -17,7 +17,7 @@ class TestOptions(BaseOptions):
         group.add_argument('--results_dir', type=str, default='./results/', help='saves results here')
         group.add_argument('--aspect_ratio', type=float, default=1.0, help='aspect ratio of result images')
         group.add_argument('--eval', action='store_true',
-                           help="eval mode: running BatchNorm statistics, no dropout (default: the paper's)")
+                           help="BatchNorm's running statistics, no dropout (off: the paper's test mode)")
         group.add_argument('--num_test', type=int, default=float('inf'), help='translate at most this many images')
         group.add_argument('--sort_by_metric', choices=METRICS, default=None,
                            help='list the gallery worst first by this metric')

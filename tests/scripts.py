@@ -40,7 +40,7 @@ PYTHON = sys.executable
 TINY_NET = ['--netG', 'unet_32', '--ngf', '8', '--ndf', '8', '--load_size', '32', '--crop_size', '32',
             '--display_id', '0', '--num_threads', '0']
 
-# What train.py checks before --compile on the CPU (options/base_options.py); .ci/run installs g++.
+# What train.py checks before --compile on the CPU (options/checks.py); .ci/run installs g++.
 needs_cxx = pytest.mark.skipif(not shutil.which(os.environ.get('CXX', 'g++')),
                                reason='torch.compile on the CPU needs a C++ compiler: apt-get install g++')
 
