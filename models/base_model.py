@@ -12,6 +12,7 @@ with missing_parts below):
                                what the output should be (no 'target': nothing to score against)
 It may override:
     modify_commandline_options(parser, is_train)   its flags and defaults
+    validate_options(opt)      its flags' checks (UserError), made while the configuration is resolved
     generator_input(data)      G's input in a loader batch (--ema_bn_images recomputes statistics with it)
     plateau_loss               the loss whose epoch mean --lr_policy plateau follows (None: none)
     optimizer_rates(options)   each optimizer's starting learning rate (pix2pix: --lr for G, --lr_D for D)
