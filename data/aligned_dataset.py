@@ -19,9 +19,8 @@ class AlignedDataset(BaseDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        option_group(parser, 'data').add_argument(
-            '--pairs', default='auto', help=f'{" | ".join(PAIRS)}: A|B images side by side in DATAROOT/PHASE, '
-                                            f'or A and B in DATAROOT/PHASEA and PHASEB; auto: whichever is there')
+        option_group(parser, 'data').add_argument('--pairs', default='auto', help=(
+            'side_by_side: A|B images in DATAROOT/PHASE; folders: A in PHASEA, B in PHASEB; auto: whichever is'))
         return parser
 
     @staticmethod

@@ -51,8 +51,9 @@ def train(runner, existing, dataroot, *extra):
 def test_missing_dataroot(runner, existing, tmp_path):
     root = tmp_path / 'no_such_folder'
     result = train(runner, existing, root)
-    assert_clean_failure(result, f'there is neither {root / "train"} (A|B images side by side) nor {root / "trainA"} '
-                                 f'and {root / "trainB"} (A and B in separate folders). Check --dataroot (and --phase).')
+    assert_clean_failure(result, f'there is neither {root / "train"} (A|B images side by side) nor '
+                                 f'{root / "trainA"} and {root / "trainB"} (A and B in separate folders). Check '
+                                 f'--dataroot (and --phase).')
     assert existing.snapshot() == existing.before
 
 

@@ -127,8 +127,9 @@ def test_a_pair_of_different_sizes(tmp_path):
     dataset = AlignedDataset(options(tmp_path))
     with pytest.raises(UserError) as error:
         dataset[1]
-    assert error.value.message == (f'{tmp_path}/trainA/x/002.png is 40x48 but its partner {tmp_path}/trainB/x/002.png '
-                                   f'is 40x40: A and B of a pair must be the same size. Resize one of them to the other.')
+    assert error.value.message == (f'{tmp_path}/trainA/x/002.png is 40x48 but its partner '
+                                   f'{tmp_path}/trainB/x/002.png is 40x40: A and B of a pair must be the same size. '
+                                   f'Resize one of them to the other.')
 
 
 def test_pairs_flag_picks_the_layout(tmp_path):
