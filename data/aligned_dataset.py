@@ -20,7 +20,7 @@ class AlignedDataset(BaseDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         option_group(parser, 'data').add_argument('--pairs', default='auto', help=(
-            'side_by_side: A|B images in DATAROOT/PHASE; folders: A in PHASEA, B in PHASEB; auto: whichever is'))
+            'side_by_side: A|B images in DATAROOT/PHASE; folders: A in PHASEA, B in PHASEB; auto: the one there'))
         return parser
 
     @staticmethod
@@ -76,13 +76,15 @@ def find_layout(dataroot, phase, pairs):
 
 
 def pair_files(A_dir, B_dir):
-    """(A path, B path) of every image in A_dir, in make_dataset's order, with the image in B_dir at the same relative
-    path, extension aside. An image of either folder without its partner is an error."""
+    """(A path, B path) of every image in A_dir, in make_dataset's order, with the image in B_dir at the same
+    relative path, extension aside. An image of either folder without its partner is an error."""
     A_files, B_files = by_stem(A_dir), by_stem(B_dir)
     for files, others, other_dir in ((A_files, B_files, B_dir), (B_files, A_files, A_dir)):
-        for stem in sorted(files.keys() - others.keys()):
-            raise UserError(f'{files[stem]} has no partner: no {os.path.join(other_dir, stem)} with any of '
-                            f'{", ".join(IMG_EXTENSIONS)}. Add it, or remove {files[stem]}.')
+        alone = sorted(files.keys() - others.keys())
+        if alone:
+            path = files[alone[0]]
+            raise UserError(f'{path} has no partner: no {os.path.join(other_dir, alone[0])} with any of '
+                            f'{", ".join(IMG_EXTENSIONS)}. Add it, or remove {path}.')
     return [(A_files[stem], B_files[stem]) for stem in A_files]
 
 
