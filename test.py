@@ -28,9 +28,10 @@ from util.images import save_image, tensor2im
 def main(argv=None):
     options = TestOptions()
     opt = options.parse(argv)  # with the architecture the checkpoint was saved with; one pass, in order, no flip
-    if opt.dataset_mode == 'aligned' and holds_single_images(opt.dataroot, opt.phase):
-        print(f'{opt.dataroot} is single images, not A|B pairs in {opt.phase}/: translating them with the '
-              f'generator alone (--model test)')
+    # A typed --pairs says DATAROOT holds pairs: a missing split is then an error, not single images.
+    if opt.dataset_mode == 'aligned' and not opt.is_typed('pairs') and holds_single_images(opt.dataroot, opt.phase):
+        print(f'{opt.dataroot} is single images, not pairs in {opt.phase}/ or {opt.phase}A/ and {opt.phase}B/: '
+              f'translating them with the generator alone (--model test)')
         opt = options.parse(argv, settings=dict(model='test', dataset_mode='single'))
     options.save_and_print(opt, 'test_opt')
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # a bad file fails here, first

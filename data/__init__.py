@@ -6,6 +6,7 @@ import torch
 
 from data import demo
 from data.base_dataset import BaseDataset
+from data.image_folder import has_split
 from util.errors import UserError
 from util.plugins import find_plugin_class
 
@@ -36,17 +37,18 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1, keep_workers=True):
 
 
 def create_validation_loader(opt):
-    """For train.py --val_freq: a loader over DATAROOT/--val_phase (default: val if it exists, else test), its
-    first --val_max images in sorted order, prepared as test.py prepares them: in order, no flip, and
-    load_size = crop_size (test.py's default). None without --val_freq."""
+    """For train.py --val_freq: a loader over the split --val_phase of DATAROOT (default: val if it exists, else
+    test; DATAROOT/SPLIT, or DATAROOT/SPLITA and SPLITB), its first --val_max images in sorted order, prepared
+    as test.py prepares them: in order, no flip, and load_size = crop_size (test.py's default). None without
+    --val_freq."""
     if not opt.val_freq:
         return None
-    phase = opt.val_phase or ('val' if os.path.isdir(os.path.join(opt.dataroot, 'val')) else 'test')
-    if not os.path.isdir(os.path.join(opt.dataroot, phase)):
-        named = (f'--val_phase {phase}: there is no {os.path.join(opt.dataroot, phase)}' if opt.val_phase else
-                 f'--val_freq {opt.val_freq}: there is no {os.path.join(opt.dataroot, "val")} or '
-                 f'{os.path.join(opt.dataroot, "test")} to validate on')
-        raise UserError(f'{named}. Put held-out images there (as in {opt.phase}/), name another folder of '
+    phase = opt.val_phase or ('val' if has_split(opt.dataroot, 'val') else 'test')
+    if not has_split(opt.dataroot, phase):
+        named = (f'--val_phase {phase}: there is no {phase}/ (nor {phase}A/ and {phase}B/) in {opt.dataroot}'
+                 if opt.val_phase else f'--val_freq {opt.val_freq}: there is no val/ or test/ (nor valA/ and valB/ '
+                                       f'or testA/ and testB/) in {opt.dataroot} to validate on')
+        raise UserError(f'{named}. Put held-out pairs there (laid out as {opt.phase}\'s), name another split of '
                         f'DATAROOT with --val_phase, or drop --val_freq.')
     # Images of different sizes (--preprocess none) cannot share a batch.
     val_opt = opt.derive(phase=phase, max_dataset_size=opt.val_max, load_size=opt.crop_size, no_flip=True,

@@ -1,31 +1,113 @@
 import os
 
 from data.base_dataset import BaseDataset, get_params, transform
-from data.image_folder import make_dataset, open_image
+from data.image_folder import IMG_EXTENSIONS, make_dataset, open_image, split_layouts
 from util.errors import UserError
+from util.plugins import option_group
+
+PAIRS = ('auto', 'side_by_side', 'folders')
 
 
 class AlignedDataset(BaseDataset):
-    """Pairs stored as one image, A on the left half and B on the right: DATAROOT/PHASE/*.jpg."""
+    """Pairs of images A and B, in either of the reference's layouts (--pairs):
+
+    side_by_side: DATAROOT/PHASE/*.jpg, each image A on the left half and B on the right;
+    folders: DATAROOT/PHASEA and DATAROOT/PHASEB, each file of one paired with the file of the other at the same
+    path relative to its folder, extension aside (trainA/x/001.png with trainB/x/001.jpg).
+    auto takes side by side where DATAROOT/PHASE exists, else the folders.
+    """
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        option_group(parser, 'data').add_argument('--pairs', default='auto', help=(
+            'side_by_side: A|B images in DATAROOT/PHASE; folders: A in PHASEA, B in PHASEB; auto: the one there'))
+        return parser
+
+    @staticmethod
+    def validate_options(opt):
+        if opt.pairs not in PAIRS:
+            raise UserError(f'--pairs {opt.pairs}: choose from {", ".join(PAIRS)}')
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.image_dir = os.path.join(opt.dataroot, opt.phase)
-        self.AB_paths = make_dataset(self.image_dir, opt.max_dataset_size)
         btoa = opt.direction == 'BtoA'
         self.A_channels = opt.output_nc if btoa else opt.input_nc
         self.B_channels = opt.input_nc if btoa else opt.output_nc
+        folders = find_layout(opt.dataroot, opt.phase, opt.pairs)
+        self.side_by_side = len(folders) == 1
+        if self.side_by_side:
+            self.image_dir = folders[0]
+            self.pairs = [(path, path) for path in make_dataset(self.image_dir, opt.max_dataset_size)]
+        else:
+            # Results are named by the input's path relative to its folder: the pair's own relative path.
+            self.image_dir = folders[1] if btoa else folders[0]
+            pairs = pair_files(*folders)
+            self.pairs = pairs[:min(opt.max_dataset_size, len(pairs))]
 
     def load_sample(self, index, rng):
-        path = self.AB_paths[index]
-        A, B = split_pair(path)
+        A_path, B_path = self.pairs[index]
+        A, B = split_pair(A_path) if self.side_by_side else open_pair(A_path, B_path)
         params = get_params(self.opt, A.size, rng)
         return {'A': transform(A, self.opt, params, grayscale=self.A_channels == 1),
                 'B': transform(B, self.opt, params, grayscale=self.B_channels == 1),
-                'A_paths': path, 'B_paths': path}
+                'A_paths': A_path, 'B_paths': B_path}
 
     def __len__(self):
-        return len(self.AB_paths)
+        return len(self.pairs)
+
+
+def find_layout(dataroot, phase, pairs):
+    """The folders of PHASE in the layout --pairs names, or with auto the one DATAROOT has: [DATAROOT/PHASE]
+    side by side, [DATAROOT/PHASEA, DATAROOT/PHASEB] in separate folders."""
+    layouts = split_layouts(dataroot, phase)
+    present = [name for name, folders in layouts.items() if all(map(os.path.isdir, folders))]
+    if pairs == 'auto' and present:
+        return layouts[present[0]]
+    if pairs in present:
+        return layouts[pairs]
+    side_by_side, (A_dir, B_dir) = layouts['side_by_side'][0], layouts['folders']
+    looked_for = {'side_by_side': f'{side_by_side} (A|B images side by side)',
+                  'folders': f'{A_dir} and {B_dir} (A and B in separate folders)'}
+    if pairs == 'auto':
+        raise UserError(f'there is neither {looked_for["side_by_side"]} nor {looked_for["folders"]}. Check '
+                        f'--dataroot (and --phase).')
+    raise UserError(f'--pairs {pairs}: there is no {looked_for[pairs]}. Check --dataroot (and --phase), or drop '
+                    f'--pairs to take the layout DATAROOT has.')
+
+
+def pair_files(A_dir, B_dir):
+    """(A path, B path) of every image in A_dir, in make_dataset's order, with the image in B_dir at the same
+    relative path, extension aside. An image of either folder without its partner is an error."""
+    A_files, B_files = by_stem(A_dir), by_stem(B_dir)
+    for files, others, other_dir in ((A_files, B_files, B_dir), (B_files, A_files, A_dir)):
+        alone = sorted(files.keys() - others.keys())
+        if alone:
+            path = files[alone[0]]
+            raise UserError(f'{path} has no partner: no {os.path.join(other_dir, alone[0])} with any of '
+                            f'{", ".join(IMG_EXTENSIONS)}. Add it, or remove {path}.')
+    return [(A_files[stem], B_files[stem]) for stem in A_files]
+
+
+def by_stem(directory):
+    """Every image under directory by its path relative to it without the extension. Two images that differ
+    only in extension are an error: either could be the partner."""
+    files = {}
+    for path in make_dataset(directory):
+        stem = os.path.splitext(os.path.relpath(path, directory))[0]
+        if stem in files:
+            raise UserError(f'{files[stem]} and {path} differ only in extension, so either could be the '
+                            f'partner. Keep one of them.')
+        files[stem] = path
+    return files
+
+
+def open_pair(A_path, B_path):
+    """A and B of a pair kept in separate folders, as RGB PIL images of the same size."""
+    A, B = open_image(A_path), open_image(B_path)
+    if A.size != B.size:
+        raise UserError(f'{A_path} is {A.width}x{A.height} but its partner {B_path} is {B.width}x{B.height}: A and B '
+                        f'of a pair must be the same size. Resize one of them to the other.')
+    return A, B
 
 
 def split_pair(path):
@@ -39,7 +121,7 @@ def split_pair(path):
     # portrait) that landed in an aligned folder; cutting it in two would train on garbage.
     if w <= h:
         raise UserError(f'{path} is {w}x{h}, not wider than tall, so it is not an A|B pair (two images side '
-                        f'by side). For single images use --dataset_mode single; to make pairs from A and B '
-                        f'folders use datasets/combine_A_and_B.py.')
+                        f'by side). For single images use --dataset_mode single; for A and B in separate folders, '
+                        f'put them in DATAROOT/PHASEA and DATAROOT/PHASEB.')
     half = w // 2
     return AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))

@@ -7,7 +7,7 @@ from PIL import Image, UnidentifiedImageError
 from util.errors import UserError
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
-SPLITS = ('train', 'val', 'test')  # the folders of a dataset's DATAROOT
+SPLITS = ('train', 'val', 'test')  # a dataset's splits: DATAROOT/SPLIT, or DATAROOT/SPLITA and SPLITB
 
 
 def is_image_file(filename):
@@ -37,14 +37,28 @@ def folder_of(path):
     return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
 
 
+def split_layouts(dataroot, split):
+    """The folders of a split in each layout of pairs, side by side first: DATAROOT/SPLIT (A|B images), or
+    DATAROOT/SPLITA and DATAROOT/SPLITB (A and B in separate folders)."""
+    return {'side_by_side': [os.path.join(dataroot, split)],
+            'folders': [os.path.join(dataroot, split + 'A'), os.path.join(dataroot, split + 'B')]}
+
+
+def has_split(dataroot, split):
+    """True if DATAROOT holds split in either layout of pairs."""
+    return any(all(map(os.path.isdir, folders)) for folders in split_layouts(dataroot, split).values())
+
+
 def holds_single_images(dataroot, phase):
     """True for one image file, or a folder of images (inside it or in its subfolders) that is not laid out
-    as a dataset: no PHASE subfolder and no train, val or test one. Single images to translate, not A|B
-    pairs in DATAROOT/PHASE. A dataset that lacks PHASE is then named in an error rather than its pairs
-    translated as single images."""
+    as a dataset: no folder of PHASE, train, val or test in either layout of pairs (PHASE, or PHASEA and
+    PHASEB; one of the two is enough). Single images to translate, not pairs. A dataset that lacks PHASE is
+    then named in an error rather than its pairs translated as single images."""
     if os.path.isfile(dataroot):
         return True
-    if not os.path.isdir(dataroot) or any(os.path.isdir(os.path.join(dataroot, split)) for split in (phase, *SPLITS)):
+    split_folders = [folder for split in (phase, *SPLITS) for folders in split_layouts(dataroot, split).values()
+                     for folder in folders]
+    if not os.path.isdir(dataroot) or any(map(os.path.isdir, split_folders)):
         return False
     return any(is_image_file(name) for _, _, names in os.walk(dataroot, followlinks=True) for name in names)
 

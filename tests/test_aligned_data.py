@@ -13,7 +13,7 @@ from data.single_dataset import SingleDataset
 
 
 def options(root, **overrides):
-    values = dict(dataroot=str(root), phase='train', max_dataset_size=float('inf'), direction='AtoB',
+    values = dict(dataroot=str(root), phase='train', pairs='auto', max_dataset_size=float('inf'), direction='AtoB',
                   input_nc=3, output_nc=3, preprocess='resize_and_crop', load_size=40, crop_size=32,
                   no_flip=False, seed=0)
     values.update(overrides)

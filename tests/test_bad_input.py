@@ -49,16 +49,20 @@ def train(runner, existing, dataroot, *extra):
 
 
 def test_missing_dataroot(runner, existing, tmp_path):
-    result = train(runner, existing, tmp_path / 'no_such_folder')
-    assert_clean_failure(result, f'{tmp_path / "no_such_folder" / "train"} is not a directory',
-                         'Check --dataroot (and --phase)')
+    root = tmp_path / 'no_such_folder'
+    result = train(runner, existing, root)
+    assert_clean_failure(result, f'there is neither {root / "train"} (A|B images side by side) nor '
+                                 f'{root / "trainA"} and {root / "trainB"} (A and B in separate folders). Check '
+                                 f'--dataroot (and --phase).')
     assert existing.snapshot() == existing.before
 
 
 def test_empty_dataroot(runner, existing, tmp_path):
     (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'trainA').mkdir()  # without trainB: no layout of pairs is complete
     result = train(runner, existing, tmp_path / 'empty')
-    assert_clean_failure(result, f'{tmp_path / "empty" / "train"} is not a directory', 'DATAROOT/train')
+    assert_clean_failure(result, f'there is neither {tmp_path / "empty" / "train"} (A|B images side by side) nor '
+                                 f'{tmp_path / "empty" / "trainA"} and {tmp_path / "empty" / "trainB"}')
     assert existing.snapshot() == existing.before
 
 
@@ -102,16 +106,17 @@ def test_unreadable_image_in_a_loader_worker_keeps_its_message(tmp_path):
     assert 'Traceback' not in error.value.code and error.value.code.endswith('Remove or replace the file.')
 
 
-@pytest.mark.parametrize('width,height,message', [
-    (65, 32, 'is 65x32: an aligned pair must be two equal halves side by side, so its width must be even'),
-    (32, 32, 'is 32x32, not wider than tall, so it is not an A|B pair'),
-    (40, 64, 'is 40x64, not wider than tall'),
+@pytest.mark.parametrize('width,height,message,fix', [
+    (65, 32, 'is 65x32: an aligned pair must be two equal halves side by side, so its width must be even',
+     'Recombine it with datasets/combine_A_and_B.py.'),
+    (32, 32, 'is 32x32, not wider than tall, so it is not an A|B pair', 'DATAROOT/PHASEA and DATAROOT/PHASEB'),
+    (40, 64, 'is 40x64, not wider than tall', 'use --dataset_mode single'),
 ])
-def test_aligned_image_that_cannot_be_a_pair(runner, existing, tmp_path, width, height, message):
+def test_aligned_image_that_cannot_be_a_pair(runner, existing, tmp_path, width, height, message, fix):
     path = tmp_path / 'data' / 'train' / 'photo.png'
     pair_image(path, width, height)
     result = train(runner, existing, tmp_path / 'data', '--preprocess', 'none')
-    assert_clean_failure(result, f'{path} {message}', 'datasets/combine_A_and_B.py')
+    assert_clean_failure(result, f'{path} {message}', fix)
 
 
 def test_checkpoints_dir_that_cannot_be_written(runner, tiny_run, tmp_path):
@@ -134,7 +139,7 @@ def aligned_item(tmp_path, image, input_nc=3):
     os.makedirs(tmp_path / 'train', exist_ok=True)
     image.save(tmp_path / 'train' / 'pair.png')
     opt = SimpleNamespace(dataroot=str(tmp_path), phase='train', max_dataset_size=float('inf'), direction='AtoB',
-                          input_nc=input_nc, output_nc=3, preprocess='none', load_size=4, crop_size=4,
+                          pairs='auto', input_nc=input_nc, output_nc=3, preprocess='none', load_size=4, crop_size=4,
                           no_flip=True, seed=0)
     item = AlignedDataset(opt)[0]
     return {k: ((item[k] + 1) * 127.5).round().to(torch.uint8) for k in 'AB'}  # back to 8-bit levels

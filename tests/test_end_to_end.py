@@ -107,7 +107,8 @@ def test_overfitting_four_pairs_drives_L1_down(runner, tmp_path):
     (['--gan_mode', 'relativistic'], 'choose from vanilla, lsgan, wgangp, hinge'),
     (['--device', 'tpu'], 'choose auto, cpu, cuda'),
     (['--norm', 'syncbatch', '--device', 'cpu'], 'needs CUDA'),
-    (['--dataroot', '/nonexistent/facades'], '/nonexistent/facades/train is not a directory'),
+    (['--dataroot', '/nonexistent/facades'], 'there is neither /nonexistent/facades/train (A|B images side by side) '
+                                             'nor /nonexistent/facades/trainA and /nonexistent/facades/trainB'),
 ])
 def test_bad_options_give_one_clear_error(runner, args, message, tmp_path):
     data = make_aligned_pairs(str(tmp_path / 'data'), count=1, size=32, phases=('train',))

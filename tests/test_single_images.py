@@ -24,7 +24,8 @@ def test_a_folder_of_single_images_and_one_image_file_give_the_same_gallery(runn
     pair_image(str(folder / 'more' / 'other.png'), 32, 32, seed=2)  # subfolders are searched too
 
     proc = translate(runner, tiny_run, folder, tmp_path / 'from_folder')
-    assert 'single images, not A|B pairs in test/: translating them with the generator alone (--model test)' in proc.stdout
+    assert ('single images, not pairs in test/ or testA/ and testB/: translating them with the generator alone '
+            '(--model test)') in proc.stdout
     gallery = tmp_path / 'from_folder' / 'tiny' / 'test_latest'
     assert sorted(os.listdir(gallery / 'images')) == ['more_other_fake.png', 'more_other_real.png',
                                                        'photo_fake.png', 'photo_real.png']
@@ -57,7 +58,9 @@ def test_single_images_may_all_lie_in_subfolders_but_a_dataset_layout_is_not_sin
     assert holds_single_images(str(nested / 'a' / 'one.png'), 'test')
     (tmp_path / 'empty' / 'sub').mkdir(parents=True)
     assert not holds_single_images(str(tmp_path / 'empty'), 'test')
-    for split in ('test', 'train', 'val'):  # test/ is the dataset's split; train/ or val/ alone: test/ is missing
+    # test/ is the dataset's split; train/ or val/ alone: test/ is missing. Likewise A and B in separate folders,
+    # either of which marks a dataset (its partner folder missing is then an error, not single images).
+    for split in ('test', 'train', 'val', 'testA', 'trainA', 'valB'):
         dataset = tmp_path / f'with_{split}'
         pair_image(str(dataset / split / 'pair.png'), 64, 32)
         pair_image(str(dataset / 'loose.png'), 32, 32)

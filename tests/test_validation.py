@@ -171,11 +171,12 @@ def test_validation_split_and_its_preparation(tmp_path, monkeypatch):
     assert create_validation_loader(TrainOptions().parse(['--dataroot', data, *TINY_NET])) is None  # no --val_freq
     for split in ('val', 'test'):
         os.rename(os.path.join(data, split), os.path.join(data, f'held_out_{split}'))
-    with pytest.raises(UserError, match=r'--val_freq 1: there is no .*/val or .*/test to validate on\. Put held-out '
-                                        r'images there \(as in train/\), name another folder of DATAROOT with '
-                                        r'--val_phase, or drop --val_freq'):
+    with pytest.raises(UserError, match=r'--val_freq 1: there is no val/ or test/ \(nor valA/ and valB/ or testA/ and '
+                                        r'testB/\) in .*data to validate on\. Put held-out pairs there \(laid out as '
+                                        r"train's\), name another split of DATAROOT with --val_phase, or drop "
+                                        r'--val_freq\.$'):
         loader()
-    with pytest.raises(UserError, match='--val_phase tests: there is no '):
+    with pytest.raises(UserError, match=r'--val_phase tests: there is no tests/ \(nor testsA/ and testsB/\) in '):
         loader('--val_phase', 'tests')
 
 
