@@ -75,8 +75,7 @@ def resolve(command, parsed, defaults, typed, settings):
     if not command.is_train or values['continue_train']:
         offer_saved_architecture(values)
     resumed = resume_file(values.config()) if command.is_train else None
-    if resumed:
-        saved = offer_resume_file(values, resumed)
+    saved = offer_resume_file(values, resumed) if resumed else None
     device = resolve_device(values)
     values.set('device', device, values.sources['device'] if device == values['device'] else 'derived')
     opt = values.config()
@@ -84,7 +83,7 @@ def resolve(command, parsed, defaults, typed, settings):
     command.check(opt)
     if command.is_train:
         opt = place_in_process_group(values)
-    if resumed:
+    if saved is not None:
         note_changes(opt, saved)
     return opt
 
