@@ -92,7 +92,10 @@ class Pix2PixModel(BaseModel):
         self.plateau_loss = 'G_L1'  # --lr_policy plateau lowers the rate when the epoch's mean L1 stops falling
         self.visual_names = ['real_A', 'fake_B', 'real_B']
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample).to(self.device)
+                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample,
+                                      n_downsample_global=opt.n_downsample_global, n_blocks_global=opt.n_blocks_global,
+                                      n_local_enhancers=opt.n_local_enhancers,
+                                      n_blocks_local=opt.n_blocks_local).to(self.device)
         if self.is_train:
             self.model_names = ['G', 'D']
             # D judges the pair: input and output images stacked on the channel axis.
