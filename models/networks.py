@@ -285,8 +285,7 @@ class LocalEnhancer(nn.Module):
     convolution and tanh. A trained global generator loads into model (load_global)."""
 
     def __init__(self, input_nc, output_nc, ngf=32, n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1,
-                 n_blocks_local=3, norm_layer=nn.BatchNorm2d, use_dropout=False, upsample='transpose',
-                 padding_type='reflect'):
+                 n_blocks_local=3, norm_layer=nn.BatchNorm2d, use_dropout=False, upsample='transpose'):
         super().__init__()
         self.n_local_enhancers = n_local_enhancers
         use_bias = uses_bias(norm_layer)
@@ -297,7 +296,7 @@ class LocalEnhancer(nn.Module):
             ngf_n = ngf * 2 ** (n_local_enhancers - n)
             model_downsample = (first_layers(input_nc, ngf_n, norm_layer, use_bias) +
                                 down_layers(ngf_n, ngf_n * 2, norm_layer, use_bias))
-            model_upsample = [ResnetBlock(ngf_n * 2, padding_type, norm_layer, use_dropout, use_bias)
+            model_upsample = [ResnetBlock(ngf_n * 2, 'reflect', norm_layer, use_dropout, use_bias)
                               for _ in range(n_blocks_local)]
             model_upsample += up_layers(ngf_n * 2, ngf_n, norm_layer, use_bias, upsample)
             if n == n_local_enhancers:
