@@ -32,17 +32,18 @@ def main(argv=None):
     networks.set_test_mode(net, mode, dropout=False)  # dropout off in both: the exported program is deterministic
     saved = checkpoint.read_architecture(opt) or {}  # what the experiment was trained as
     arch = dict(input_nc=opt.input_nc, output_nc=opt.output_nc, netG=opt.netG,
+                n_downsample_global=opt.n_downsample_global, n_local_enhancers=opt.n_local_enhancers,
                 model=saved.get('model', opt.model), direction=saved.get('direction', opt.direction))
     stem = os.path.join(export_dir, f'{file_prefix(opt)}_net_G{opt.model_suffix}')
     description = export.describe(arch, mode, {'onnx': os.path.basename(stem + '.onnx'),
                                                'pt2': os.path.basename(stem + '.pt2')})
 
     print(f'exporting {opt.netG} in the {mode} test mode: {export.MODES[mode]}')
-    program = export.export_program(net, opt.input_nc, opt.netG)
+    multiple, smallest = export.size_rule(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)
+    program = export.export_program(net, opt.input_nc, (multiple, smallest))
     export.save_program(program, stem + '.pt2', description)
     export.save_onnx(program, stem + '.onnx', description)
 
-    multiple, smallest = export.size_rule(opt.netG)
     size = max(smallest, -(-opt.crop_size // multiple) * multiple)
     timing = export.time_per_image(net, stem + '.onnx', opt.input_nc, size)
     description['time_per_image'] = timing

@@ -121,7 +121,7 @@ class BaseModel:
 
     def generate(self, netG, x):
         """netG(x), padding x to a size the generator accepts and cropping the output back."""
-        multiple = generator_size_multiple(self.opt.netG)
+        multiple = generator_size_multiple(self.opt)
         if self.opt.compile and self.opt.compile_mode in ('reduce-overhead', 'max-autotune'):
             # CUDA graphs replay into the same output memory: a step begins at G's forward, and the previous
             # step's outputs are not read after this point.
@@ -304,5 +304,6 @@ def unwrap(net):
     return getattr(net, 'module', net)
 
 
-def generator_size_multiple(netG):
-    return 2 ** networks.unet_depth(netG) if netG.startswith('unet_') else 4
+def generator_size_multiple(opt):
+    """The multiple of which the sides of the generator's input must be (generate pads to it)."""
+    return networks.size_multiple(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)

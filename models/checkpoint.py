@@ -14,7 +14,8 @@ from models import networks
 from util.errors import UserError
 from util.files import atomic_write_text
 
-G_OPTIONS = ('input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample')
+G_OPTIONS = ('input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample', 'n_downsample_global',
+             'n_blocks_global', 'n_local_enhancers', 'n_blocks_local')
 D_OPTIONS = ('ndf', 'netD', 'n_layers_D', 'num_D', 'spectral_norm_D')
 
 
@@ -64,7 +65,7 @@ def load_into(net, path, opt, role):
         saved = infer_generator_options(state)
         if saved:
             diffs = [f'--{k} {fmt(saved[k])} (you have {fmt(getattr(opt, k))})'
-                     for k in G_OPTIONS if saved[k] != getattr(opt, k)]
+                     for k in G_OPTIONS if k in saved and saved[k] != getattr(opt, k)]
             message += ' It was saved with: ' + ', '.join(diffs) + '. Pass those options, or remove yours.'
     else:
         missing = sorted(expected.keys() - state.keys())[:3]

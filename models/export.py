@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from models.base_model import generator_size_multiple
+from models import networks
 from util.errors import UserError
 from util.files import atomic_write
 
@@ -44,17 +44,18 @@ def require_onnx_packages():
     return importlib.import_module('onnxruntime')
 
 
-def size_rule(netG):
+def size_rule(netG, n_downsample_global, n_local_enhancers):
     """(multiple, smallest): height and width must be multiples of `multiple`, at least `smallest`."""
-    multiple = generator_size_multiple(netG)
-    # A U-Net's bottleneck can be 1x1; a ResNet's 3x3 reflection padding at a quarter of the size needs 2 pixels.
+    multiple = networks.size_multiple(netG, n_downsample_global, n_local_enhancers)
+    # A U-Net's bottleneck can be 1x1; the 3x3 reflection padding of a ResNet's (or pix2pixHD's global
+    # generator's) residual blocks at their smallest size needs 2 pixels.
     return multiple, multiple if netG.startswith('unet_') else 2 * multiple
 
 
 def describe(arch, mode, files):
     """What a user of the exported files needs to know, as JSON values. arch: the generator's options
-    (input_nc, output_nc, netG, model, direction)."""
-    multiple, smallest = size_rule(arch['netG'])
+    (input_nc, output_nc, netG, n_downsample_global, n_local_enhancers, model, direction)."""
+    multiple, smallest = size_rule(arch['netG'], arch['n_downsample_global'], arch['n_local_enhancers'])
     colorization = arch['model'] == 'colorization'
     channels = {1: 'grayscale', 3: 'RGB'}
     return {
@@ -76,9 +77,10 @@ def describe(arch, mode, files):
     }
 
 
-def export_program(net, channels, netG):
-    """torch.export of net (in the test mode networks.set_test_mode gave it), dynamic in batch, height and width."""
-    multiple, smallest = size_rule(netG)
+def export_program(net, channels, rule):
+    """torch.export of net (in the test mode networks.set_test_mode gave it), dynamic in batch, height and width
+    within rule, size_rule's (multiple, smallest)."""
+    multiple, smallest = rule
     dim = torch.export.Dim
     shapes = {'x': {0: dim('batch', min=1, max=4096),
                     2: multiple * dim('h', min=smallest // multiple, max=LARGEST_SIDE // multiple),

@@ -174,11 +174,25 @@ def resnet_blocks(netG):
 
 
 UPSAMPLES = ('transpose', 'resize')
+COARSE_TO_FINE = ('global', 'local')  # pix2pixHD's generators (Wang et al. 2018)
+
+
+def size_multiple(netG, n_downsample_global, n_local_enhancers):
+    """The multiple of which a generator's input sides must be: every stride-2 level halves them."""
+    if netG.startswith('unet_'):
+        return 2 ** unet_depth(netG)
+    if netG == 'global':
+        return 2 ** n_downsample_global
+    if netG == 'local':
+        return 2 ** (n_downsample_global + n_local_enhancers)
+    return 4
 
 
 def define_G(input_nc, output_nc, ngf, netG, norm='batch', use_dropout=False, init_type='normal', init_gain=0.02,
-             upsample='transpose'):
-    """upsample: 'transpose' (the reference's transposed convolutions) or 'resize' (UpsampleConv2d)."""
+             upsample='transpose', n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1, n_blocks_local=3):
+    """upsample: 'transpose' (the reference's transposed convolutions) or 'resize' (UpsampleConv2d).
+    n_downsample_global, n_blocks_global: --netG global and local (pix2pixHD's G1); n_local_enhancers,
+    n_blocks_local: --netG local. Their defaults are pix2pixHD's."""
     norm_layer = get_norm_layer(norm)
     if upsample not in UPSAMPLES:
         raise ValueError(f'upsampling [{upsample}] is not implemented; choose from {", ".join(UPSAMPLES)}')
@@ -188,50 +202,128 @@ def define_G(input_nc, output_nc, ngf, netG, norm='batch', use_dropout=False, in
     elif netG.startswith('resnet_'):
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout,
                               n_blocks=resnet_blocks(netG), upsample=upsample)
+    elif netG == 'global':
+        net = GlobalGenerator(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, norm_layer=norm_layer,
+                              use_dropout=use_dropout, upsample=upsample)
+    elif netG == 'local':
+        net = LocalEnhancer(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, n_local_enhancers,
+                            n_blocks_local, norm_layer=norm_layer, use_dropout=use_dropout, upsample=upsample)
     else:
         raise ValueError(f'generator [{netG}] is not recognized; choose unet_128, unet_256 (unet_N, N a power '
-                         f'of two >= 16), resnet_6blocks or resnet_9blocks')
+                         f'of two >= 16), resnet_6blocks, resnet_9blocks, global or local')
     # init_type None keeps torch's default initialisation: for a network whose weights are loaded next.
     return init_weights(net, init_type, init_gain) if init_type else net
 
 
+# The layers both the ResNet generator and pix2pixHD's generators are made of, as lists for nn.Sequential.
+
+def first_layers(input_nc, ngf, norm_layer, use_bias):
+    """7x7 convolution to ngf channels (reflection-padded, so the size stays), norm, ReLU."""
+    return [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+            norm_layer(ngf), nn.ReLU(True)]
+
+
+def down_layers(in_nc, out_nc, norm_layer, use_bias):
+    """Halve the size: a 3x3 convolution of stride 2, norm, ReLU."""
+    return [nn.Conv2d(in_nc, out_nc, kernel_size=3, stride=2, padding=1, bias=use_bias), norm_layer(out_nc),
+            nn.ReLU(True)]
+
+
+def up_layers(in_nc, out_nc, norm_layer, use_bias, upsample):
+    """Double the size: a 3x3 transposed convolution of stride 2 (or --upsample resize's UpsampleConv2d), norm, ReLU."""
+    if upsample == 'resize':
+        up = UpsampleConv2d(in_nc, out_nc, kernel_size=3, padding=1, bias=use_bias)
+    else:
+        up = nn.ConvTranspose2d(in_nc, out_nc, kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias)
+    return [up, norm_layer(out_nc), nn.ReLU(True)]
+
+
+def last_layers(ngf, output_nc):
+    """7x7 convolution to the output's channels, tanh: images in [-1, 1]."""
+    return [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+
+
 class ResnetGenerator(nn.Module):
-    """Two stride-2 downsamplings, n_blocks residual blocks, two upsamplings (Johnson et al.)."""
+    """n_downsampling stride-2 downsamplings (2: Johnson et al.'s, the reference's), n_blocks residual
+    blocks, as many upsamplings."""
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
-                 padding_type='reflect', upsample='transpose'):
+                 padding_type='reflect', upsample='transpose', n_downsampling=2):
         super().__init__()
         use_bias = uses_bias(norm_layer)
-        model = [nn.ReflectionPad2d(3),
-                 nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
-                 norm_layer(ngf),
-                 nn.ReLU(True)]
-        n_downsampling = 2
+        model = first_layers(input_nc, ngf, norm_layer, use_bias)
         for i in range(n_downsampling):
-            mult = 2 ** i
-            model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
-                      norm_layer(ngf * mult * 2),
-                      nn.ReLU(True)]
+            model += down_layers(ngf * 2 ** i, ngf * 2 ** (i + 1), norm_layer, use_bias)
         mult = 2 ** n_downsampling
         for _ in range(n_blocks):
             model += [ResnetBlock(ngf * mult, padding_type, norm_layer, use_dropout, use_bias)]
-        for i in range(n_downsampling):
-            mult = 2 ** (n_downsampling - i)
-            if upsample == 'resize':
-                up = UpsampleConv2d(ngf * mult, ngf * mult // 2, kernel_size=3, padding=1, bias=use_bias)
-            else:
-                up = nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1,
-                                        output_padding=1, bias=use_bias)
-            model += [up,
-                      norm_layer(ngf * mult // 2),
-                      nn.ReLU(True)]
-        model += [nn.ReflectionPad2d(3),
-                  nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0),
-                  nn.Tanh()]
+        for i in range(n_downsampling, 0, -1):
+            model += up_layers(ngf * 2 ** i, ngf * 2 ** (i - 1), norm_layer, use_bias, upsample)
+        model += last_layers(ngf, output_nc)
         self.model = nn.Sequential(*model)
 
     def forward(self, x):
         return self.model(x)
+
+
+class GlobalGenerator(ResnetGenerator):
+    """pix2pixHD's global generator G1: the ResNet generator with n_downsampling (pix2pixHD: 4) stride-2
+    levels, so that its residual blocks see a larger part of the image. Same module layout as pix2pixHD's
+    (model.0 the padding, model.1 the first convolution, ...)."""
+
+    def __init__(self, input_nc, output_nc, ngf=64, n_downsampling=4, n_blocks=9, norm_layer=nn.BatchNorm2d,
+                 use_dropout=False, upsample='transpose'):
+        super().__init__(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks, upsample=upsample,
+                         n_downsampling=n_downsampling)
+
+
+class LocalEnhancer(nn.Module):
+    """pix2pixHD's coarse-to-fine generator: a global generator of ngf * 2^N filters works on the input
+    average-pooled N times, without its last layers (model: it gives features); then enhancer n = 1..N
+    (model{n}_1, model{n}_2), at ngf * 2^(N-n) filters, adds its downsampled view of the input pooled N-n
+    times to the coarser level's features and upsamples the sum x2. The finest one ends in the 7x7
+    convolution and tanh. A trained global generator loads into model (load_global)."""
+
+    def __init__(self, input_nc, output_nc, ngf=32, n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1,
+                 n_blocks_local=3, norm_layer=nn.BatchNorm2d, use_dropout=False, upsample='transpose'):
+        super().__init__()
+        self.n_local_enhancers = n_local_enhancers
+        use_bias = uses_bias(norm_layer)
+        model_global = GlobalGenerator(input_nc, output_nc, ngf * 2 ** n_local_enhancers, n_downsample_global,
+                                       n_blocks_global, norm_layer, use_dropout, upsample).model
+        self.model = nn.Sequential(*model_global[:-3])  # without the last pad, convolution and tanh
+        for n in range(1, n_local_enhancers + 1):
+            ngf_n = ngf * 2 ** (n_local_enhancers - n)
+            model_downsample = (first_layers(input_nc, ngf_n, norm_layer, use_bias) +
+                                down_layers(ngf_n, ngf_n * 2, norm_layer, use_bias))
+            model_upsample = [ResnetBlock(ngf_n * 2, 'reflect', norm_layer, use_dropout, use_bias)
+                              for _ in range(n_blocks_local)]
+            model_upsample += up_layers(ngf_n * 2, ngf_n, norm_layer, use_bias, upsample)
+            if n == n_local_enhancers:
+                model_upsample += last_layers(ngf, output_nc)
+            setattr(self, f'model{n}_1', nn.Sequential(*model_downsample))
+            setattr(self, f'model{n}_2', nn.Sequential(*model_upsample))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x):
+        inputs = [x]  # the input at full size, pooled once, ..., pooled N times
+        for _ in range(self.n_local_enhancers):
+            inputs.append(self.downsample(inputs[-1]))
+        features = self.model(inputs[-1])
+        for n in range(1, self.n_local_enhancers + 1):
+            downsampled = getattr(self, f'model{n}_1')(inputs[self.n_local_enhancers - n])
+            features = getattr(self, f'model{n}_2')(downsampled + features)
+        return features
+
+    def load_global(self, state):
+        """Load a trained global generator's state_dict (of ngf * 2^N filters) into model, all but its last
+        convolution; torch's RuntimeError when the file is of another architecture."""
+        kept = {}
+        for key, value in state.items():
+            top, index, rest = (key.split('.', 2) + ['', ''])[:3]
+            if top == 'model' and index.isdigit() and int(index) < len(self.model):
+                kept[f'{index}.{rest}'] = value
+        self.model.load_state_dict(kept, strict=True)
 
 
 class ResnetBlock(nn.Module):

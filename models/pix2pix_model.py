@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from models import discriminators, networks, perceptual
+from models import checkpoint, discriminators, networks, perceptual
 from models.base_model import BaseModel
 from models.perceptual import VGGLoss
 from models.weight_average import WeightAverage
@@ -49,6 +49,8 @@ class Pix2PixModel(BaseModel):
                                help="weight of pix2pixHD's VGG19 loss (pix2pixHD: 10; needs --vgg_weights)")
             group.add_argument('--vgg_weights', type=str, default=None,
                                help="torchvision's vgg19-dcbb9e9d.pth, for --lambda_vgg (never downloaded)")
+            group.add_argument('--load_global', type=str, default=None,
+                               help="--netG local: start its global part from a --netG global run's *_net_G.pth")
         return parser
 
     @staticmethod
@@ -73,6 +75,12 @@ class Pix2PixModel(BaseModel):
             (opt.ema_every >= 1, f'--ema_every {opt.ema_every}: give a number of steps, at least 1'),
             (opt.ema_bn_images >= 0, f'--ema_bn_images {opt.ema_bn_images}: give a number of images, or 0 to keep '
                                      f'the averaged statistics'),
+            (opt.load_global is None or opt.netG == 'local',
+             f'--load_global loads the global part of --netG local, but --netG is {opt.netG}: add --netG local, or '
+             f'drop --load_global'),
+            (opt.load_global is None or os.path.isfile(opt.load_global),
+             f'--load_global {opt.load_global}: no such file; give a --netG global run\'s checkpoint, e.g. '
+             f'checkpoints/NAME/latest_net_G.pth'),
         ]
         if opt.ema_bn_images and opt.is_typed('ema_bn_images'):  # a recipe's value is harmless without them
             checks += [
@@ -92,7 +100,12 @@ class Pix2PixModel(BaseModel):
         self.plateau_loss = 'G_L1'  # --lr_policy plateau lowers the rate when the epoch's mean L1 stops falling
         self.visual_names = ['real_A', 'fake_B', 'real_B']
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample).to(self.device)
+                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample,
+                                      n_downsample_global=opt.n_downsample_global, n_blocks_global=opt.n_blocks_global,
+                                      n_local_enhancers=opt.n_local_enhancers,
+                                      n_blocks_local=opt.n_blocks_local).to(self.device)
+        if self.is_train and opt.load_global and not opt.continue_train:  # a resumed run's G already holds it
+            self.load_global(opt.load_global)
         if self.is_train:
             self.model_names = ['G', 'D']
             # D judges the pair: input and output images stacked on the channel axis.
@@ -116,6 +129,17 @@ class Pix2PixModel(BaseModel):
                 self.averages['G_ema'] = WeightAverage(self.netG, opt.ema_decay, opt.ema_every)
         else:
             self.test_generator_from_suffix()
+
+    def load_global(self, path):
+        """--load_global: a trained global generator's weights into the local generator's global part."""
+        opt = self.opt
+        try:
+            self.netG.load_global(checkpoint.load_state_dict(path))
+        except RuntimeError:
+            raise UserError(f'--load_global {path} does not fit the global part of this --netG local: it must come '
+                            f'from --netG global --ngf {opt.ngf * 2 ** opt.n_local_enhancers} --n_downsample_global '
+                            f'{opt.n_downsample_global} --n_blocks_global {opt.n_blocks_global} with this run\'s '
+                            f'--norm, --upsample and --input_nc')
 
     @staticmethod
     def optimizer_rates(options):

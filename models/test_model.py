@@ -22,7 +22,10 @@ class TestModel(BaseModel):
         super().__init__(opt)
         self.visual_names = ['real', 'fake']
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample).to(self.device)
+                                      not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample,
+                                      n_downsample_global=opt.n_downsample_global, n_blocks_global=opt.n_blocks_global,
+                                      n_local_enhancers=opt.n_local_enhancers,
+                                      n_blocks_local=opt.n_blocks_local).to(self.device)
         self.test_generator_from_suffix()
 
     def set_input(self, data):

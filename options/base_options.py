@@ -76,7 +76,7 @@ class BaseOptions:
         group.add_argument('--ngf', type=int, default=64, help="generator filters in the last conv layer")
         group.add_argument('--ndf', type=int, default=64, help="discriminator filters in the first conv layer")
         group.add_argument('--netG', type=str, default='resnet_9blocks',
-                           help='resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet_N')
+                           help='resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet_N | global | local')
         group.add_argument('--netD', type=str, default='basic', help='basic (70x70 PatchGAN) | n_layers | pixel | '
                                                                      'multiscale')
         group.add_argument('--n_layers_D', type=int, default=3, help='layers of D with --netD n_layers or multiscale')
@@ -86,6 +86,13 @@ class BaseOptions:
         group.add_argument('--no_dropout', action='store_true', help='no dropout in the generator')
         group.add_argument('--upsample', choices=networks.UPSAMPLES, default='transpose',
                            help="the generator's x2 upsampling: transposed convolutions, or resize + conv")
+        group.add_argument('--n_downsample_global', type=int, default=4,
+                           help='stride-2 levels of the global generator (--netG global or local)')
+        group.add_argument('--n_blocks_global', type=int, default=9,
+                           help='residual blocks of the global generator (--netG global or local)')
+        group.add_argument('--n_local_enhancers', type=int, default=1,
+                           help='local enhancers of --netG local, each doubling the resolution')
+        group.add_argument('--n_blocks_local', type=int, default=3, help='residual blocks of each local enhancer')
 
         group = option_group(parser, 'pix2pixHD/SPADE options')
         group.add_argument('--num_D', type=int, default=2, help='scales of --netD multiscale')

@@ -25,6 +25,7 @@ def validate(opt):
         if not ok:
             raise UserError(message)
     check_generator_name(opt.netG)
+    check_coarse_to_fine_options(opt)
     if opt.is_train:
         check_training_image_size(opt)
     models.find_model_class(opt.model).validate_options(opt)
@@ -110,10 +111,26 @@ def speed_checks(opt):
 
 
 def check_generator_name(netG):
+    if netG in networks.COARSE_TO_FINE:
+        return
     try:
         networks.unet_depth(netG) if netG.startswith('unet_') else networks.resnet_blocks(netG)
     except ValueError as e:
         raise UserError(f'--netG: {e}')
+
+
+def check_coarse_to_fine_options(opt):
+    """pix2pixHD's generator options: counts that make a network, and typed only for the generators they shape."""
+    users = {'n_downsample_global': networks.COARSE_TO_FINE, 'n_blocks_global': networks.COARSE_TO_FINE,
+             'n_local_enhancers': ('local',), 'n_blocks_local': ('local',)}
+    for name, netGs in users.items():
+        if opt.is_typed(name) and opt.netG not in netGs:
+            raise UserError(f'--{name} shapes --netG {" or ".join(netGs)}, not {opt.netG}: add --netG '
+                            f'{netGs[-1]}, or drop --{name}')
+    smallest = {'n_downsample_global': 1, 'n_blocks_global': 0, 'n_local_enhancers': 1, 'n_blocks_local': 0}
+    for name, least in smallest.items():
+        if getattr(opt, name) < least:
+            raise UserError(f'--{name} {getattr(opt, name)}: give at least {least}')
 
 
 def check_training_image_size(opt):
@@ -127,6 +144,14 @@ def check_training_image_size(opt):
                         f'{discriminators.patchgan_min_size(opt.n_layers_D)} pixels, so {size}-pixel training images '
                         f'leave room for {fits} scale(s) of halving; use ' +
                         (f'--num_D {fits}' if fits else 'larger images') + ' or a smaller --n_layers_D')
+    if opt.netG in networks.COARSE_TO_FINE:
+        # The residual blocks' reflection padding needs 2 pixels at the coarsest level.
+        need = networks.size_multiple(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)
+        if size % need or size < 2 * need:
+            levels = '--n_downsample_global' + (' + --n_local_enhancers' if opt.netG == 'local' else '')
+            raise UserError(f'--netG {opt.netG} needs images whose sides are multiples of {need} (2 ** ({levels})), '
+                            f'at least {2 * need}, but training images are {size} pixels; use --crop_size '
+                            f'{max(2 * need, size // need * need)} or lower --n_downsample_global')
     if opt.netG.startswith('unet_'):
         need = 2 ** networks.unet_depth(opt.netG)
         if size % need:

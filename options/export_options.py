@@ -5,7 +5,8 @@ from util.plugins import option_group
 # The checkpoint's generator as test.py loads it, and the generator's architecture for a file without
 # architecture.json whose layers do not say it.
 FLAGS = ('name', 'checkpoints_dir', 'epoch', 'load_iter', 'model_suffix', 'eval', 'verbose', 'crop_size', 'gpu_ids',
-         'input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample', 'export_dir')
+         'input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample', 'n_downsample_global',
+         'n_blocks_global', 'n_local_enhancers', 'n_blocks_local', 'export_dir')
 
 
 class ExportOptions(TestOptions):
