@@ -58,6 +58,7 @@ def main(argv=None):
     for epoch in range(state.progress.epoch, last_epoch + 1):
         epoch_start = time.time()
         state.begin_epoch(epoch, model.device)  # a resumed epoch keeps the samples it had seen
+        model.begin_epoch(epoch)  # pix2pixHD's --niter_fix_global: which parts of G train this epoch
         train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, last_epoch)
         if validation.due(epoch, last_epoch):  # before the save, which then records it; rank 0 scores, others wait
             visualizer.plot_validation(validation.run(model, state.progress))

@@ -18,9 +18,10 @@ It may override:
     optimizer_rates(options)   each optimizer's starting learning rate (pix2pix: --lr for G, --lr_D for D)
     translates_label_maps      True when its input may be a label map (the semantic score, --segmenter)
     get_current_visuals()      e.g. to make pictures of its tensors (colorization)
+    begin_epoch(epoch)         told at the start of each training epoch (pix2pix: --niter_fix_global)
 
 What training uses of a model:
-    set_input(data), optimize_parameters(), update_averages()   one training step
+    begin_epoch(epoch), set_input(data), optimize_parameters(), update_averages()   an epoch, a step
     get_current_losses(), get_current_visuals(), plateau_loss   what is shown, and what --lr_policy plateau follows
     networks(), wrap_networks(wrap)                              its networks by name; DDP wraps them
     state_dict(), load_state_dict(state)                         everything an exact resume needs
@@ -67,6 +68,9 @@ class BaseModel:
     def validate_options(opt):
         """Raise UserError for an impossible setting of the flags this model adds (the general checks are
         options/checks.py's)."""
+
+    def begin_epoch(self, epoch):
+        """train.py calls it as each epoch (1, 2, ...) begins, a resumed one included."""
 
     def networks(self):
         """{name: network}, as the attributes net<name> hold them (inside DDP once wrapped)."""

@@ -16,7 +16,7 @@ import os
 import torch
 
 from models import checkpoint, discriminators, networks, perceptual
-from models.base_model import BaseModel
+from models.base_model import BaseModel, unwrap
 from models.perceptual import VGGLoss
 from models.weight_average import WeightAverage
 from util.errors import UserError
@@ -51,6 +51,8 @@ class Pix2PixModel(BaseModel):
                                help="torchvision's vgg19-dcbb9e9d.pth, for --lambda_vgg (never downloaded)")
             group.add_argument('--load_global', type=str, default=None,
                                help="--netG local: start its global part from a --netG global run's *_net_G.pth")
+            group.add_argument('--niter_fix_global', type=int, default=0,
+                               help='--netG local: train only the finest local enhancer for the first N epochs')
         return parser
 
     @staticmethod
@@ -78,6 +80,10 @@ class Pix2PixModel(BaseModel):
             (opt.load_global is None or opt.netG == 'local',
              f'--load_global loads the global part of --netG local, but --netG is {opt.netG}: add --netG local, or '
              f'drop --load_global'),
+            (not opt.niter_fix_global or opt.netG == 'local',
+             f'--niter_fix_global keeps the coarse parts of --netG local fixed, but --netG is {opt.netG}: add --netG '
+             f'local, or drop --niter_fix_global'),
+            (opt.niter_fix_global >= 0, f'--niter_fix_global {opt.niter_fix_global}: give a number of epochs, or 0'),
             (opt.load_global is None or os.path.isfile(opt.load_global),
              f'--load_global {opt.load_global}: no such file; give a --netG global run\'s checkpoint, e.g. '
              f'checkpoints/NAME/latest_net_G.pth'),
@@ -98,6 +104,7 @@ class Pix2PixModel(BaseModel):
         super().__init__(opt)
         self.loss_names = ['G_GAN', 'G_L1', 'D_real', 'D_fake']
         self.plateau_loss = 'G_L1'  # --lr_policy plateau lowers the rate when the epoch's mean L1 stops falling
+        self.global_fixed = False  # --niter_fix_global: set by begin_epoch
         self.visual_names = ['real_A', 'fake_B', 'real_B']
         self.netG = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                       not opt.no_dropout, opt.init_type, opt.init_gain, opt.upsample,
@@ -191,6 +198,11 @@ class Pix2PixModel(BaseModel):
                 self.loss_G = self.loss_G + self.loss_G_VGG
         self.scaler.scale(self.loss_G).backward()
 
+    def begin_epoch(self, epoch):
+        """--niter_fix_global N: for epochs 1 to N, as in pix2pixHD, only the finest local enhancer trains; the
+        global part (and any coarser enhancer) stays as it is, e.g. as --load_global gave it."""
+        self.global_fixed = self.opt.netG == 'local' and epoch <= self.opt.niter_fix_global
+
     def optimize_parameters(self):
         self.forward()
         self.set_requires_grad(self.netD, True)
@@ -200,5 +212,12 @@ class Pix2PixModel(BaseModel):
         self.set_requires_grad(self.netD, False)  # G's step needs no gradients for D's weights (nor DDP's exchange)
         self.optimizer_G.zero_grad(set_to_none=True)
         self.backward_G()
+        if self.global_fixed:
+            # Adam skips a parameter without a gradient: no step, and no moment kept for it. Dropped after
+            # backward, so that DDP still exchanged the same gradients on every rank.
+            finest = f'model{self.opt.n_local_enhancers}_'
+            for name, param in unwrap(self.netG).named_parameters():
+                if not name.startswith(finest):
+                    param.grad = None
         self.scaler.step(self.optimizer_G)
         self.scaler.update()

@@ -135,6 +135,9 @@ def test_size_multiples_for_padding_and_export(flags, multiple, smallest):
     (['--netG', 'global', '--n_downsample_global', 0], '--n_downsample_global 0: give at least 1'),
     (['--load_global', 'G.pth'], '--load_global loads the global part of --netG local, but --netG is unet_32: add '
                                  '--netG local, or drop --load_global'),
+    (['--niter_fix_global', 1], '--niter_fix_global keeps the coarse parts of --netG local fixed, but --netG is '
+                                'unet_32: add --netG local, or drop --niter_fix_global'),
+    (['--netG', 'local', *SMALL_FLAGS, '--niter_fix_global', -1], '--niter_fix_global -1: give a number of epochs'),
     (['--netG', 'local', *SMALL_FLAGS, '--load_global', 'no/such.pth'],
      "--load_global no/such.pth: no such file; give a --netG global run's checkpoint"),
 ])
@@ -161,6 +164,31 @@ def test_load_global_starts_the_global_part_from_a_global_run(tmp_path):
                                         f'--n_downsample_global 2 --n_blocks_global 1 with'), \
             contextlib.redirect_stdout(io.StringIO()):
         models.create_model(opt)
+
+
+@pytest.mark.parametrize('enhancers', [1, 2])
+def test_niter_fix_global_trains_only_the_finest_enhancer_for_its_epochs(enhancers):
+    opt = parse('--netG', 'local', *SMALL_FLAGS, '--n_local_enhancers', enhancers, '--niter_fix_global', 1,
+                '--seed', 0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = models.create_model(opt)
+        model.setup(opt)
+    size = 64  # a multiple of 2 ** (2 + enhancers), and large enough for the 70x70 PatchGAN's batch norm
+    torch.manual_seed(0)
+    batch = {'A': torch.rand(1, 3, size, size) * 2 - 1, 'B': torch.rand(1, 3, size, size) * 2 - 1,
+             'A_paths': ['a.png'], 'B_paths': ['a.png']}
+    finest = f'model{enhancers}_'
+
+    def step(epoch):
+        before = {name: p.detach().clone() for name, p in model.netG.named_parameters()}
+        model.begin_epoch(epoch)
+        model.set_input(batch)
+        model.optimize_parameters()
+        return {name for name, p in model.netG.named_parameters() if not torch.equal(p, before[name])}
+
+    changed = step(1)  # fixed: the finest enhancer alone moves
+    assert changed and all(name.startswith(finest) for name in changed)
+    assert any(name.startswith('model.') for name in step(2))  # from epoch 2 on, everything trains
 
 
 def test_train_and_test_a_local_generator(train_tiny, runner, tmp_path):
