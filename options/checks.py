@@ -9,7 +9,7 @@ import torch
 
 import data
 import models
-from models import discriminators, networks
+from models import discriminators, export, networks
 from util import devices
 from util.display import tensorboard
 from util.errors import UserError
@@ -145,13 +145,12 @@ def check_training_image_size(opt):
                         f'leave room for {fits} scale(s) of halving; use ' +
                         (f'--num_D {fits}' if fits else 'larger images') + ' or a smaller --n_layers_D')
     if opt.netG in networks.COARSE_TO_FINE:
-        # The residual blocks' reflection padding needs 2 pixels at the coarsest level.
-        need = networks.size_multiple(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)
-        if size % need or size < 2 * need:
+        need, smallest = export.size_rule(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)
+        if size % need or size < smallest:
             levels = '--n_downsample_global' + (' + --n_local_enhancers' if opt.netG == 'local' else '')
             raise UserError(f'--netG {opt.netG} needs images whose sides are multiples of {need} (2 ** ({levels})), '
-                            f'at least {2 * need}, but training images are {size} pixels; use --crop_size '
-                            f'{max(2 * need, size // need * need)} or lower --n_downsample_global')
+                            f'at least {smallest}, but training images are {size} pixels; use --crop_size '
+                            f'{max(smallest, size // need * need)} or lower --n_downsample_global')
     if opt.netG.startswith('unet_'):
         need = 2 ** networks.unet_depth(opt.netG)
         if size % need:
