@@ -14,25 +14,21 @@ lists the worst images first.
 import os
 
 import models
-from data import create_dataloader
-from data.image_folder import holds_single_images
+from data import create_dataloader, visual_mappings
 from models.checkpoint import file_prefix
 from models.segmenter import load_segmenter
 from options.test_options import TestOptions
 from util.display import html
 from util.display.visualizer import progress_bar
 from util.evaluation.scores import Evaluation, format_scores
-from util.images import save_image, tensor2im
+from util.images import save_visual
 
 
 def main(argv=None):
     options = TestOptions()
-    opt = options.parse(argv)  # with the architecture the checkpoint was saved with; one pass, in order, no flip
-    # A typed --pairs says DATAROOT holds pairs: a missing split is then an error, not single images.
-    if opt.dataset_mode == 'aligned' and not opt.is_typed('pairs') and holds_single_images(opt.dataroot, opt.phase):
-        print(f'{opt.dataroot} is single images, not pairs in {opt.phase}/ or {opt.phase}A/ and {opt.phase}B/: '
-              f'translating them with the generator alone (--model test)')
-        opt = options.parse(argv, settings=dict(model='test', dataset_mode='single'))
+    # With the architecture and value mappings the checkpoint was saved with; one pass, in order, no flip.
+    # Single images rather than pairs: the generator alone (--model test).
+    opt = options.parse(argv)
     options.save_and_print(opt, 'test_opt')
     segmenter = load_segmenter(opt.segmenter, opt.device) if opt.segmenter else None  # a bad file fails here, first
 
@@ -53,33 +49,44 @@ def main(argv=None):
         webpage.add_text(means)
         print(means)
     for i in evaluation.order(len(rows)):
-        header, names, labels = rows[i]
+        header, pictures, labels, files = rows[i]
         webpage.add_header(header)
-        webpage.add_images(names, labels, names, width=opt.display_winsize)
+        webpage.add_images(pictures, labels, files, width=opt.display_winsize)
     webpage.save()
     print(f'processed {len(rows)} images; gallery at {os.path.join(web_dir, "index.html")}')
 
 
 def translate(model, loader, evaluation, webpage, opt, total):
-    """Run the generator over the first `total` images, save every visual as a PNG and score the outputs.
-    Returns the gallery's rows (header, image names, labels), added at the end so they can be sorted."""
+    """Run the generator over the first `total` images, save every visual in the data's units and type (with a
+    picture of it where the file is not one) and score the outputs. Returns the gallery's rows (header, picture
+    names, labels, file names), added at the end so they can be sorted."""
     rows = []
+    roles = model.visual_roles
+    mappings = visual_mappings(opt, model.visual_names, roles['input'])
+    preview_channels = [int(c) for c in opt.preview_channels.split(',')]
     for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
         if len(rows) >= total:  # here rather than after the last batch, so that the bar counts that batch
             break
         model.set_input(data)
         model.test()
         visuals = model.get_current_visuals()
+        # Real images are written from the values read, so that a file's values come back bit for bit.
+        units = {roles[role]: data[f'{role}_units'] for role in ('input', 'target') if f'{role}_units' in data}
         for b, path in enumerate(model.get_image_paths()[:total - len(rows)]):
             stem = os.path.splitext(os.path.relpath(path, loader.dataset.image_dir))[0].replace(os.sep, '_')
-            images = {label: tensor2im(image[b]) for label, image in visuals.items()}
-            names = []
-            for label, image in images.items():
-                name = f'{stem}_{label}.png'
-                save_image(image, os.path.join(webpage.get_image_dir(), name), opt.aspect_ratio)
-                names.append(name)
-            header = f'{stem}: {format_scores(evaluation.add(stem, images))}' if evaluation.enabled else stem
-            rows.append((header, names, list(images)))
+            pictures, files = [], []
+            for label, image in visuals.items():
+                picture, file = save_visual(image[b], mappings[label], webpage.get_image_dir(), f'{stem}_{label}',
+                                            units[label][b] if label in units else None, opt.aspect_ratio,
+                                            preview_channels)
+                pictures.append(picture)
+                files.append(file)
+            if evaluation.enabled:
+                images = {label: mappings[label].preview(image[b], preview_channels) for label, image in visuals.items()}
+                header = f'{stem}: {format_scores(evaluation.add(stem, images))}'
+            else:
+                header = stem
+            rows.append((header, pictures, list(visuals), files))
     return rows
 
 

@@ -15,6 +15,15 @@ def find_dataset_class(dataset_name):
     return find_plugin_class('data', dataset_name, 'dataset', BaseDataset, '--dataset_mode')
 
 
+def visual_mappings(opt, labels, input_label):
+    """{label: ValueMapping} of a model's visuals: G's input (input_label) in its side's values, everything else
+    (its output, its target) in the other side's."""
+    mappings = find_dataset_class(opt.dataset_mode).value_mappings(opt)
+    input_side = 'B' if opt.direction == 'BtoA' else 'A'
+    output_side = 'A' if input_side == 'B' else 'B'
+    return {label: mappings[input_side if label == input_label else output_side] for label in labels}
+
+
 def create_dataloader(opt, shuffle, rank=0, world_size=1, keep_workers=True):
     """Build the dataset named by --dataset_mode and a loader over this process's shard of it. keep_workers:
     its worker processes live from the first pass to the end of the run (persistent_workers), not one pass.

@@ -1,7 +1,9 @@
 import os
 
-from data.base_dataset import BaseDataset, get_params, transform
-from data.image_folder import IMG_EXTENSIONS, make_dataset, open_image, split_layouts
+import numpy as np
+
+from data.base_dataset import BaseDataset, get_params, image_size
+from data.image_folder import IMG_EXTENSIONS, make_dataset, split_layouts
 from util.errors import UserError
 from util.plugins import option_group
 
@@ -31,8 +33,7 @@ class AlignedDataset(BaseDataset):
     def __init__(self, opt):
         super().__init__(opt)
         btoa = opt.direction == 'BtoA'
-        self.A_channels = opt.output_nc if btoa else opt.input_nc
-        self.B_channels = opt.input_nc if btoa else opt.output_nc
+        self.sides = {'input': 'B', 'target': 'A'} if btoa else {'input': 'A', 'target': 'B'}
         folders = find_layout(opt.dataroot, opt.phase, opt.pairs)
         self.side_by_side = len(folders) == 1
         if self.side_by_side:
@@ -44,16 +45,40 @@ class AlignedDataset(BaseDataset):
             pairs = pair_files(*folders)
             self.pairs = pairs[:min(opt.max_dataset_size, len(pairs))]
 
-    def load_sample(self, index, rng):
+    def files(self, index):
         A_path, B_path = self.pairs[index]
-        A, B = split_pair(A_path) if self.side_by_side else open_pair(A_path, B_path)
-        params = get_params(self.opt, A.size, rng)
-        return {'A': transform(A, self.opt, params, grayscale=self.A_channels == 1),
-                'B': transform(B, self.opt, params, grayscale=self.B_channels == 1),
-                'A_paths': A_path, 'B_paths': B_path}
+        return {'A': A_path, 'B': B_path}
+
+    def read(self, index, readers):
+        """{side: PIL picture or H x W x C array} of the pair at index, read by readers {side: SideReader}."""
+        A_path, B_path = self.pairs[index]
+        if self.side_by_side:
+            return dict(zip('AB', split_pair(readers['A'].read(A_path), A_path)))
+        images = {'A': readers['A'].read(A_path), 'B': readers['B'].read(B_path)}
+        sizes = {side: image_size(image) for side, image in images.items()}
+        if sizes['A'] != sizes['B']:
+            (w, h), (bw, bh) = sizes['A'], sizes['B']
+            raise UserError(f'{A_path} is {w}x{h} but its partner {B_path} is {bw}x{bh}: A and B of a pair must be '
+                            f'the same size. Resize one of them to the other.')
+        return images
+
+    def load_sample(self, index, rng):
+        readers = self.readers()
+        images = self.read(index, readers)
+        params = get_params(self.opt, image_size(images['A']), rng)
+        sample = {'A_paths': self.pairs[index][0], 'B_paths': self.pairs[index][1]}
+        for side, image in images.items():
+            sample[side], units = readers[side].to_network(image, params)
+            if not self.opt.is_train:  # test.py writes real images from the values themselves
+                sample[f'{role_of(self.sides, side)}_units'] = units
+        return sample
 
     def __len__(self):
         return len(self.pairs)
+
+
+def role_of(sides, side):
+    return next(role for role, name in sides.items() if name == side)
 
 
 def find_layout(dataroot, phase, pairs):
@@ -101,19 +126,9 @@ def by_stem(directory):
     return files
 
 
-def open_pair(A_path, B_path):
-    """A and B of a pair kept in separate folders, as RGB PIL images of the same size."""
-    A, B = open_image(A_path), open_image(B_path)
-    if A.size != B.size:
-        raise UserError(f'{A_path} is {A.width}x{A.height} but its partner {B_path} is {B.width}x{B.height}: A and B '
-                        f'of a pair must be the same size. Resize one of them to the other.')
-    return A, B
-
-
-def split_pair(path):
-    """The A (left) and B (right) halves of the aligned pair image at path, as RGB PIL images."""
-    AB = open_image(path)
-    w, h = AB.size
+def split_pair(AB, path):
+    """The A (left) and B (right) halves of the aligned pair image read from path (a PIL picture or an array)."""
+    w, h = image_size(AB)
     if w % 2:
         raise UserError(f'{path} is {w}x{h}: an aligned pair must be two equal halves side by side, so its '
                         f'width must be even. Recombine it with datasets/combine_A_and_B.py.')
@@ -124,4 +139,6 @@ def split_pair(path):
                         f'by side). For single images use --dataset_mode single; for A and B in separate folders, '
                         f'put them in DATAROOT/PHASEA and DATAROOT/PHASEB.')
     half = w // 2
+    if isinstance(AB, np.ndarray):
+        return AB[:, :half], AB[:, half:]
     return AB.crop((0, 0, half, h)), AB.crop((half, 0, w, h))

@@ -4,6 +4,7 @@ from data.base_dataset import BaseDataset, get_params, transform
 from data.image_folder import folder_of, make_dataset, open_image
 from util import lab
 from util.errors import UserError
+from util.value_mapping import ValueMapping
 
 
 class ColorizationDataset(BaseDataset):
@@ -24,6 +25,11 @@ class ColorizationDataset(BaseDataset):
         if (opt.input_nc, opt.output_nc, opt.direction) != (1, 2, 'AtoB'):
             raise UserError('--dataset_mode colorization maps L (1 channel) to ab (2 channels): it needs '
                             '--input_nc 1 --output_nc 2 --direction AtoB (the defaults; drop the flags that change them)')
+
+    @staticmethod
+    def value_mappings(opt):
+        # The model's pictures: L as 8-bit gray, the colours as 8-bit RGB.
+        return {'A': ValueMapping.full('uint8', 1), 'B': ValueMapping.full('uint8', 3)}
 
     def __init__(self, opt):
         super().__init__(opt)

@@ -1,12 +1,13 @@
-"""Finding image files and opening them in the mode a network expects."""
+"""Finding image files, and opening 8-bit pictures in the mode a network expects (other data: util.arrays)."""
 import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from util.arrays import PIL_ARRAY_MODES, png_bit_depth, to_picture_mode
 from util.errors import UserError
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp', '.npy')
 SPLITS = ('train', 'val', 'test')  # a dataset's splits: DATAROOT/SPLIT, or DATAROOT/SPLITA and SPLITB
 
 
@@ -63,17 +64,19 @@ def holds_single_images(dataroot, phase):
     return any(is_image_file(name) for _, _, names in os.walk(dataroot, followlinks=True) for name in names)
 
 
-def open_image(path, channels=3):
-    """Open any common image as 8-bit RGB (channels=3) or L (channels=1).
+def open_image(path, channels=3, unlike=None):
+    """Open any common picture as 8-bit RGB (channels=3) or L (channels=1): alpha dropped, palettes expanded.
 
-    16-bit images are scaled to 8 bits (65535 -> 255) rather than clipped; alpha is dropped; palettes are
-    expanded.
+    A 16-bit or float file is scaled to 8 bits (65535 -> 255) rather than clipped, or with unlike (a message
+    naming the data's first file) refused: it belongs to other data, read in full by util.arrays.
     """
     try:
         with Image.open(path) as image:
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise UserError(f'cannot read image {path}: {e}. Remove or replace the file.')
+    if unlike and (image.mode in PIL_ARRAY_MODES or (image.format == 'PNG' and png_bit_depth(path) == 16)):
+        raise UserError(f'{path} holds 16-bit or float values, {unlike}. Convert it, or remove it.')
     if image.mode.startswith('I'):
         array = np.asarray(image, dtype=np.float64)
         # I;16* is 16-bit whatever its values; plain I (32-bit) is taken as 16-bit when it exceeds 8 bits.
@@ -83,6 +86,5 @@ def open_image(path, channels=3):
         array = np.asarray(image, dtype=np.float64)
         scale = 255.0 if array.max() <= 1.0 else 1.0
         image = Image.fromarray(np.clip(np.round(array * scale), 0, 255).astype(np.uint8), 'L')
-    if image.mode == 'P' and 'transparency' in image.info:
-        image = image.convert('RGBA')
-    return image.convert('RGB' if channels == 3 else 'L')
+    image = to_picture_mode(image)
+    return image if image.mode == ('RGB' if channels == 3 else 'L') else image.convert('RGB' if channels == 3 else 'L')

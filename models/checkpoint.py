@@ -17,6 +17,9 @@ from util.files import atomic_write_text
 G_OPTIONS = ('input_nc', 'output_nc', 'ngf', 'netG', 'norm', 'no_dropout', 'upsample', 'n_downsample_global',
              'n_blocks_global', 'n_local_enhancers', 'n_blocks_local')
 D_OPTIONS = ('ndf', 'netD', 'n_layers_D', 'num_D', 'spectral_norm_D')
+# How the values of A and of B map to the network's (util/value_mapping.py): test.py, export.py and app.py use
+# the training's.
+VALUE_MAPPINGS = ('mapping_A', 'mapping_B')
 
 
 def load_state_dict(path):
@@ -121,6 +124,7 @@ def architecture_path(opt):
 
 def save_architecture(opt, names):
     keys = (G_OPTIONS if 'G' in names else ()) + (D_OPTIONS if 'D' in names else ()) + ('model', 'direction')
+    keys += VALUE_MAPPINGS
     current = read_architecture(opt) or {}
     current.update({k: getattr(opt, k) for k in keys if hasattr(opt, k)})
     atomic_write_text(architecture_path(opt), json.dumps(current, indent=1, sort_keys=True) + '\n')

@@ -69,10 +69,19 @@ class BaseOptions:
         group.add_argument('--max_dataset_size', type=int, default=float('inf'), help='use at most this many images')
         group.add_argument('--preprocess', type=str, default='resize_and_crop', help=' | '.join(PREPROCESS_MODES))
         group.add_argument('--no_flip', action='store_true', help='do not flip the images for data augmentation')
+        for side in 'AB':
+            group.add_argument(f'--range_{side}', default='auto', help=(
+                f"how {side}'s values map to the network's [-1, 1]: full (the type's range), measured (robust "
+                f"percentiles over the data), LOW:HIGH (or one per channel: LOW:HIGH,LOW:HIGH), auto: full for "
+                f"8-bit data, else measured"))
+        group.add_argument('--range_percentile', type=float, default=0.1,
+                           help='measured ranges span this percentile of the values to 100 minus it')
+        group.add_argument('--preview_channels', default='0,1,2',
+                           help='the three channels pictures show of data with more than three')
 
         group = option_group(parser, 'networks')
-        group.add_argument('--input_nc', type=int, default=3, help='input image channels: 3 RGB, 1 grayscale')
-        group.add_argument('--output_nc', type=int, default=3, help='output image channels: 3 RGB, 1 grayscale')
+        group.add_argument('--input_nc', type=int, default=3, help="input channels (default: the data's; 3 RGB, 1 gray)")
+        group.add_argument('--output_nc', type=int, default=3, help="output channels (default: the data's; 3 RGB, 1 gray)")
         group.add_argument('--ngf', type=int, default=64, help="generator filters in the last conv layer")
         group.add_argument('--ndf', type=int, default=64, help="discriminator filters in the first conv layer")
         group.add_argument('--netG', type=str, default='resnet_9blocks',

@@ -6,10 +6,10 @@ upload in app.py) is a new configuration made with derive(), never a change to t
 """
 
 # Where a value came from, most binding first: a typed flag wins over the checkpoint's saved architecture
-# and the resume file, which win over --recipe, which wins over the demo settings, which win over the
-# defaults. 'command' is a value the command itself fixes (test.py's ordered pass); 'derived' one computed
+# and the resume file, which win over what the data says (its channel counts), which wins over --recipe,
+# which wins over the demo settings, which win over the defaults. 'command' is a value the command itself fixes (test.py's ordered pass); 'derived' one computed
 # from the others (the device, the seed, --suffix's name).
-SOURCES = ('typed', 'command', 'saved', 'resume', 'recipe', 'demo', 'default', 'derived')
+SOURCES = ('typed', 'command', 'saved', 'resume', 'data', 'recipe', 'demo', 'default', 'derived')
 
 
 class Config:

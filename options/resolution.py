@@ -2,11 +2,12 @@
 
 Every option takes the value of its most binding source:
 
-    typed flags  >  the checkpoint's saved architecture and the resume file  >  --recipe  >  demo settings
-    >  defaults
+    typed flags  >  the checkpoint's saved architecture and the resume file  >  the data  >  --recipe
+    >  demo settings  >  defaults
 
-(a value the command fixes, such as test.py's ordered pass, binds most of all). Then come the values
-computed from those: --suffix's name, the device, this process's place under torchrun (which may give it
+(a value the command fixes, such as test.py's ordered pass, binds most of all). The data gives the channel
+counts of A and B, and how the values of each map to the network's (saved with the checkpoints, so measured
+once). Then come the values computed from those: --suffix's name, the device, this process's place under torchrun (which may give it
 its own GPU), and the seed. Then everything is checked (options/checks.py), and the result is a read-only
 Config that records each value's source; train_opt.txt and train_opt.json show them.
 """
@@ -14,6 +15,9 @@ import json
 import os
 import random
 
+import numpy as np
+
+import data
 from data import demo
 from models import checkpoint
 from options import checks
@@ -21,11 +25,15 @@ from options.config import Config
 from options.recipes import RECIPES
 from training.state import resume_file, saved_options
 from util import devices, distributed
+from util.arrays import file_kind
+from util.display.visualizer import progress_bar
 from util.errors import UserError
 from util.files import atomic_write_text, mkdirs, options_dict
+from util.value_mapping import ValueMapping, measure, parse_given
 
-BINDING = {source: rank for rank, source in enumerate(('command', 'typed', 'saved', 'resume', 'recipe', 'demo',
-                                                        'default'))}
+BINDING = {source: rank for rank, source in enumerate(('command', 'typed', 'saved', 'resume', 'data', 'recipe',
+                                                        'demo', 'default'))}
+
 DEMO_SETTINGS = dict(load_size=64, crop_size=64, preprocess='resize_and_crop', netG='unet_64', ngf=32, ndf=32,
                      n_epochs=10, n_epochs_decay=10, batch_size=4, print_freq=400, save_epoch_freq=10,
                      display_freq=400, direction='AtoB')
@@ -65,6 +73,8 @@ def resolve(command, parsed, defaults, typed, settings):
     typed, and the values the command fixes."""
     values = Values(parsed, defaults, typed)
     values.set('is_train', command.is_train)
+    for key in checkpoint.VALUE_MAPPINGS:
+        values.set(key, None, 'default')
     values.offer(settings, 'command')
     if values['dataroot'] is None and command.reads_data:
         offer_demo(values)
@@ -76,6 +86,7 @@ def resolve(command, parsed, defaults, typed, settings):
         offer_saved_architecture(values)
     resumed = resume_file(values.config()) if command.is_train else None
     saved = offer_resume_file(values, resumed) if resumed else None
+    offer_data(values, command)
     device = resolve_device(values)
     values.set('device', device, values.sources['device'] if device == values['device'] else 'derived')
     opt = values.config()
@@ -104,7 +115,7 @@ def offer_saved_architecture(values):
     saved, where = checkpoint.saved_architecture(values.config())
     if not saved:
         return
-    keys = [key for key in checkpoint.G_OPTIONS + checkpoint.D_OPTIONS
+    keys = [key for key in checkpoint.G_OPTIONS + checkpoint.D_OPTIONS + checkpoint.VALUE_MAPPINGS
             if saved.get(key) is not None and key in values.values]
     conflicts = [f'--{key} {checkpoint.fmt(values[key])} (saved: {checkpoint.fmt(saved[key])})' for key in keys
                  if values.sources.get(key) == 'typed' and values[key] != saved[key]]
@@ -126,6 +137,80 @@ def offer_resume_file(values, path):
     # A save from before --lr_D has none: its D trained at --lr.
     values.offer({key: saved[key] for key in OPTIMIZER_SETTINGS if key in saved}, 'resume')
     return saved
+
+
+def offer_data(values, command):
+    """What the data says: the channel counts of its sides (unless typed or saved), and how each side's values
+    map to the network's (unless saved with the checkpoint)."""
+    dataset_class = data.find_dataset_class(values['dataset_mode'])
+    dataset, kinds = None, {}
+    if command.reads_data and hasattr(dataset_class, 'files'):
+        dataset_class.validate_options(values.config())
+        dataset = dataset_class(values.config())
+        first = dataset.files(0)
+        kinds = {side: file_kind(path) for side, path in first.items()}
+        for role, side in dataset.sides.items():
+            offer_channels(values, 'input_nc' if role == 'input' else 'output_nc', kinds[side], first[side])
+    input_side = 'B' if values['direction'] == 'BtoA' else 'A'
+    measured = []
+    for side in 'AB':
+        key, flag = f'mapping_{side}', f'range_{side}'
+        if values.sources[key] == 'saved':
+            if values.sources[flag] == 'typed':
+                print(f'note: --{flag} {values[flag]} ignored: the checkpoint maps {side} as it was trained '
+                      f'({ValueMapping.from_dict(values[key]).describe()})')
+            continue
+        channels = values['input_nc' if side == input_side else 'output_nc']
+        dtype = kinds[side][0] if side in kinds else 'uint8'
+        how = values[flag] if values[flag] != 'auto' else 'full' if dtype == 'uint8' else 'measured'
+        if how == 'full':
+            mapping = ValueMapping.full(dtype, channels)
+        elif how == 'measured':
+            if side not in kinds:
+                raise UserError(f'--{flag} measured: there is no data of side {side} to measure here; give its '
+                                f'range as LOW:HIGH')
+            measured.append(side)
+            continue
+        else:
+            mapping = ValueMapping(dtype, parse_given(how, channels, f'--{flag}'), 'given')
+        values.set(key, mapping.to_dict(), values.sources[flag] if values.sources[flag] != 'default' else 'data')
+    if measured:
+        ranges = measure_ranges(dataset, measured, values['range_percentile'])
+        for side in measured:
+            values.set(f'mapping_{side}', ValueMapping(kinds[side][0], ranges[side], 'measured').to_dict(), 'data')
+    for side in 'AB':
+        print(f'values of {side}: {ValueMapping.from_dict(values[f"mapping_{side}"]).describe()}')
+
+
+def offer_channels(values, flag, kind, path):
+    """The channel count of the data's first file for --input_nc/--output_nc, unless typed or saved; typed or
+    saved, it must agree (8-bit pictures excepted: 1 makes colour ones gray, 3 gray ones RGB, as the
+    reference does)."""
+    dtype, channels = kind
+    if values.sources[flag] in ('typed', 'saved', 'resume') and values[flag] != channels:
+        if dtype == 'uint8' and {values[flag], channels} <= {1, 3} and not path.lower().endswith(('.tif', '.tiff', '.npy')):
+            return
+        given = 'typed' if values.sources[flag] == 'typed' else 'saved with the checkpoint'
+        raise UserError(f'--{flag} {values[flag]} ({given}) but the data has {channels} channel'
+                        f'{"s" if channels > 1 else ""} ({path}, {dtype}). Drop --{flag}, or give data of '
+                        f'{values[flag]} channels.')
+    values.offer({flag: channels}, 'data')
+
+
+def measure_ranges(dataset, sides, percentile):
+    """{side: [(low, high)] per channel}: the [percentile, 100 - percentile] range of each channel's values over
+    the data, from up to 4 million pixels per channel spread evenly over its files."""
+    readers = dataset.readers(mapped=False)
+    per_file = max(4096, 2 ** 22 // len(dataset))
+    samples = {side: [] for side in sides}
+    for index in progress_bar(range(len(dataset)), desc='measuring value ranges'):
+        arrays = dataset.read(index, readers)
+        for side in sides:
+            array = arrays[side]
+            stride = max(1, int(np.ceil(np.sqrt(array.shape[0] * array.shape[1] / per_file))))
+            samples[side].append(array[::stride, ::stride].reshape(-1, array.shape[2]).astype(np.float64))
+    return {side: measure(np.concatenate(samples[side]), percentile,
+                          f'the values of {side} ({len(dataset)} files)') for side in sides}
 
 
 def resolve_device(values):

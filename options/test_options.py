@@ -1,4 +1,7 @@
-from options.base_options import BaseOptions
+import sys
+
+from data.image_folder import holds_single_images
+from options.base_options import BaseOptions, typed_options
 from util.evaluation.scores import METRICS
 from util.plugins import option_group
 
@@ -8,6 +11,22 @@ class TestOptions(BaseOptions):
     command = 'test.py'
     is_train = False
     settings = dict(serial_batches=True, no_flip=True)  # one pass, in order, no augmentation
+
+    def parse(self, argv=None, settings=None):
+        """As BaseOptions.parse; but a DATAROOT of single images (not pairs in PHASE/ or PHASEA/ and PHASEB/) with
+        the aligned dataset is translated by the generator alone (--model test, --dataset_mode single), unless
+        --pairs is typed: it says DATAROOT holds pairs, so a missing split is then an error."""
+        settings = settings or {}
+        if self.reads_data and 'model' not in settings:
+            argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+            parser = self.parser(argv, {**self.settings, **settings})
+            parsed, _ = parser.parse_known_args(argv)
+            if (parsed.dataset_mode == 'aligned' and parsed.dataroot and 'pairs' not in typed_options(parser, argv)
+                    and holds_single_images(parsed.dataroot, parsed.phase)):
+                print(f'{parsed.dataroot} is single images, not pairs in {parsed.phase}/ or {parsed.phase}A/ and '
+                      f'{parsed.phase}B/: translating them with the generator alone (--model test)')
+                settings = {**settings, 'model': 'test', 'dataset_mode': 'single'}
+        return super().parse(argv, settings)
 
     def initialize(self, parser):
         parser = super().initialize(parser)

@@ -1,7 +1,10 @@
-"""Network tensors to 8-bit pictures, and saving them as PNG."""
+"""Network tensors to 8-bit pictures, and saving them as PNG; and saving them in the data's own units and type."""
+import os
+
 import numpy as np
 from PIL import Image
 
+from util.arrays import file_extension, write_array
 from util.files import atomic_write
 
 
@@ -17,7 +20,8 @@ def tensor2im(image_tensor):
 
 
 def save_image(image_numpy, image_path, aspect_ratio=1.0):
-    image = Image.fromarray(image_numpy)
+    """Write an H x W x 3 or H x W (x 1) uint8 picture as PNG, stretched to aspect_ratio (height / width)."""
+    image = Image.fromarray(image_numpy[:, :, 0] if image_numpy.ndim == 3 and image_numpy.shape[2] == 1 else image_numpy)
     h, w = image_numpy.shape[:2]
     if aspect_ratio > 1.0:
         image = image.resize((w, int(h * aspect_ratio)), Image.BICUBIC)
@@ -25,3 +29,19 @@ def save_image(image_numpy, image_path, aspect_ratio=1.0):
         image = image.resize((int(w / aspect_ratio), h), Image.BICUBIC)
     # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.
     atomic_write(image_path, lambda f: image.save(f, format='PNG', compress_level=1), durable=False)
+
+
+def save_visual(values, mapping, directory, stem, units=None, aspect_ratio=1.0, preview_channels=(0, 1, 2)):
+    """Write one visual of one image (the network's (C, H, W) values) in the data's units and type: 8-bit data as
+    before, a PNG that is also its picture; other data as a 16-bit PNG or a TIFF (util.arrays.file_extension)
+    beside an 8-bit picture of it, stem_preview.png. units: the values in the data's units when they are the
+    data's own (a real image), written as they are. Returns (picture file name, data file name) in directory."""
+    array = mapping.to_array(values) if units is None else mapping.units_to_array(units)
+    data_name = stem + file_extension(mapping.dtype, array.shape[2])
+    if mapping.is_8bit_full() and array.shape[2] in (1, 3):
+        save_image(array, os.path.join(directory, data_name), aspect_ratio)
+        return data_name, data_name
+    write_array(os.path.join(directory, data_name), array)
+    picture_name = stem + '_preview.png'
+    save_image(mapping.preview(values, preview_channels), os.path.join(directory, picture_name), aspect_ratio)
+    return picture_name, data_name

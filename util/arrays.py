@@ -1,0 +1,174 @@
+"""Image files as arrays of the values they hold, read and written without loss.
+
+8- and 16-bit PNG and the other picture formats through Pillow; TIFF of any band count and type through
+tifffile (the library scientific imaging uses: GDAL, ImageJ and microscopes write what it reads); NumPy .npy
+arrays (H x W or H x W x C) with pickles refused. Nothing is scaled or rounded: a 16-bit file gives uint16, a
+float TIFF float32, 13 bands 13 channels. Arrays are H x W x C.
+"""
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from util.errors import UserError
+from util.files import atomic_write
+
+TIFF_EXTENSIONS = ('.tif', '.tiff')
+# The value types read and written; the ranges of the integer types are their "full" ranges (--range_A full).
+TYPES = ('uint8', 'uint16', 'int16', 'int32', 'float32', 'float64')
+TYPE_RANGES = {'uint8': (0, 255), 'uint16': (0, 65535), 'int16': (-32768, 32767)}
+PICTURE_MODES = {'1': 'L', 'L': 'L', 'LA': 'L', 'La': 'L'}  # Pillow's 8-bit modes that are gray; the rest are RGB
+PIL_ARRAY_MODES = {'I;16': 'uint16', 'I;16L': 'uint16', 'I;16B': 'uint16', 'I;16N': 'uint16', 'I': 'int32',
+                   'F': 'float32'}
+
+
+def is_array_file(path):
+    """True for the files that Pillow does not read whole: TIFF (tifffile) and .npy (NumPy)."""
+    return path.lower().endswith(TIFF_EXTENSIONS + ('.npy',))
+
+
+def read_array(path):
+    """The values of the image file at path as an H x W x C array of its own type (see TYPES)."""
+    lower = path.lower()
+    try:
+        if lower.endswith('.npy'):
+            array = read_npy(path)
+        elif lower.endswith(TIFF_EXTENSIONS):
+            array = read_tiff(path)
+        else:
+            array = read_picture(path)
+    except UserError:
+        raise
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, EOFError) as e:
+        raise UserError(f'cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}. '
+                        f'Remove or replace the file.')
+    return as_image_array(array, path)
+
+
+def read_npy(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if 'allow_pickle' in str(e):  # an object array: loading it would unpickle, which can run code
+            raise UserError(f'{path} holds Python objects, not numbers; it is refused, as unpickling it could run '
+                            f'code. Save a numeric array (np.save with a uint8, uint16, int16 or float32 array).')
+        raise
+
+
+def read_tiff(path):
+    import tifffile  # 0.2 s to import, only for TIFFs
+    with tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        try:
+            array = series.asarray()
+        except (KeyError, ValueError, RuntimeError) as e:
+            if 'imagecodecs' in str(e):
+                compression = tiff.pages[0].compression
+                raise UserError(f'{path} is compressed with {getattr(compression, "name", compression)}, which needs '
+                                f'the imagecodecs package: pip install imagecodecs, or save it uncompressed, with '
+                                f'deflate or with LZW.')
+            raise
+        axes = series.axes
+    if array.ndim == 3 and axes[-1] not in 'SC':  # planar (bands first: SYX, CYX, QYX) -> bands last
+        array = np.moveaxis(array, 0, -1)
+    return array
+
+
+def read_picture(path):
+    with Image.open(path) as image:
+        image.load()
+        if image.format == 'PNG' and png_bit_depth(path) == 16 and image.mode not in PIL_ARRAY_MODES:
+            raise UserError(f'{path} is a 16-bit colour PNG, which Pillow reads as 8 bits. Save it as a 16-bit TIFF '
+                            f'(lossless, read here in full).')
+        if image.mode in PIL_ARRAY_MODES:
+            dtype = PIL_ARRAY_MODES[image.mode]
+            # Older Pillows open a 16-bit gray PNG as mode I (32-bit).
+            return np.asarray(image, dtype='uint16' if image.format == 'PNG' else dtype)
+        return np.asarray(to_picture_mode(image))
+
+
+def to_picture_mode(image):
+    """An 8-bit Pillow image as L or RGB: alpha dropped, palettes expanded (a palette with transparency via RGBA)."""
+    if image.mode == 'P' and 'transparency' in image.info:
+        image = image.convert('RGBA')
+    return image.convert(PICTURE_MODES.get(image.mode, 'RGB'))
+
+
+def png_bit_depth(path):
+    with open(path, 'rb') as f:
+        header = f.read(25)
+    return header[24] if len(header) == 25 else 8
+
+
+def as_image_array(array, path):
+    """array as H x W x C of a type of TYPES, or an error naming path."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3:
+        raise UserError(f'{path} holds an array of shape {array.shape}; an image is H x W or H x W x C (bands last, '
+                        f'or bands first in a TIFF).')
+    if array.dtype == np.bool_ or array.dtype == np.int8:
+        array = array.astype(np.uint8) if array.dtype == np.bool_ else array.astype(np.int16)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    elif array.dtype.name == 'uint32':
+        array = array.astype(np.float64)
+    if array.dtype.name not in TYPES:
+        raise UserError(f'{path} holds {array.dtype} values; the types read are {", ".join(TYPES)}. Convert it.')
+    return array
+
+
+def check_finite(array, path):
+    """Float data with NaN or infinity cannot be learnt from: an error saying how many and where the first is."""
+    if array.dtype.kind != 'f':
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        y, x, c = np.argwhere(bad)[0]
+        raise UserError(f'{path} holds {int(bad.sum())} NaN or infinite values (the first at row {y}, column {x}, '
+                        f'channel {c}). Replace them (for example with np.nan_to_num) or remove the file.')
+
+
+def file_extension(dtype, channels):
+    """The file type that holds an array of this type and channel count as it is: PNG for 8-bit gray, RGB and
+    RGBA and for 16-bit gray (what Pillow writes), TIFF for everything else (float, multi-band, 16-bit colour)."""
+    if (dtype == 'uint8' and channels in (1, 3, 4)) or (dtype == 'uint16' and channels == 1):
+        return '.png'
+    return '.tif'
+
+
+def write_array(path, array):
+    """Write an H x W x C array to path (.png, .tif or .npy) exactly, atomically."""
+    lower = path.lower()
+    if lower.endswith('.npy'):
+        atomic_write(path, lambda f: np.save(f, array), durable=False)
+    elif lower.endswith(TIFF_EXTENSIONS):
+        import tifffile
+        photometric = 'rgb' if array.shape[2] == 3 and array.dtype == np.uint8 else 'minisblack'
+        atomic_write(path, lambda f: tifffile.imwrite(f, array if array.shape[2] > 1 else array[:, :, 0],
+                                                      photometric=photometric, planarconfig='contig'),
+                     durable=False)
+    else:
+        image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.
+        atomic_write(path, lambda f: image.save(f, format='PNG', compress_level=1), durable=False)
+
+
+def file_kind(path):
+    """(type, channels) of the image at path, from its header where the format has one (no pixels decoded for
+    pictures and TIFFs)."""
+    lower = path.lower()
+    if lower.endswith(TIFF_EXTENSIONS) or lower.endswith('.npy'):
+        array = read_array(path)
+        return array.dtype.name, array.shape[2]
+    try:
+        with Image.open(path) as image:
+            if image.mode in PIL_ARRAY_MODES:
+                return ('uint16' if image.format == 'PNG' else PIL_ARRAY_MODES[image.mode]), 1
+            return 'uint8', 1 if PICTURE_MODES.get(image.mode) == 'L' else 3
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise UserError(f'cannot read image {path}: {e}. Remove or replace the file.')
+
+
+def extension_of(path):
+    return os.path.splitext(path)[1].lower()
