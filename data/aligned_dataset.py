@@ -52,8 +52,10 @@ class AlignedDataset(BaseDataset):
     def read(self, index, readers):
         """{side: PIL picture or H x W x C array} of the pair at index, read by readers {side: SideReader}."""
         A_path, B_path = self.pairs[index]
-        if self.side_by_side:
-            return dict(zip('AB', split_pair(readers['A'].read(A_path), A_path)))
+        if self.side_by_side:  # read once, by the side with more channels (colour, when one side is gray)
+            reader = max(readers.values(), key=lambda r: r.mapping.channels if r.mapping else 0)
+            halves = split_pair(reader.read(A_path), A_path)
+            return {side: readers[side].conform(half) for side, half in zip('AB', halves)}
         images = {'A': readers['A'].read(A_path), 'B': readers['B'].read(B_path)}
         sizes = {side: image_size(image) for side, image in images.items()}
         if sizes['A'] != sizes['B']:

@@ -11,7 +11,7 @@ import torch.utils.data as data
 from PIL import Image
 
 from data.image_folder import folder_of, open_image
-from util.arrays import check_finite, file_kind, is_array_file, read_array
+from util.arrays import check_finite, file_kind, read_array
 from util.errors import UserError
 from util.value_mapping import ValueMapping
 
@@ -71,8 +71,8 @@ class BaseDataset(data.Dataset):
 class SideReader:
     """Reads the files of one side (A or B) and turns them into the network's values through the side's mapping.
 
-    8-bit gray and colour pictures take the reference's path (Pillow; --input_nc 1 on colour pictures makes them
-    gray, and 3 on gray ones RGB, as there). Everything else (16-bit, float, other channel counts, TIFF, .npy)
+    8-bit gray and colour pictures, TIFFs included, take the reference's path (Pillow; --input_nc 1 on colour
+    pictures makes them gray, and 3 on gray ones RGB, as there). Everything else (16-bit, float, other channel counts, TIFF, .npy)
     is read as an array of its own values, and must be of the type and channel count of the side's first file.
     """
 
@@ -87,7 +87,7 @@ class SideReader:
 
     def is_picture_path(self, path):
         return (self.mapping is not None and self.mapping.dtype == 'uint8' and self.mapping.channels in (1, 3)
-                and not is_array_file(path))
+                and not path.lower().endswith('.npy'))
 
     def read(self, path):
         """A PIL picture (8-bit data) or an H x W x C array of the file's own values."""
@@ -106,6 +106,13 @@ class SideReader:
                             f'this side (--input_nc/--output_nc, typed or saved with the checkpoint). Drop the flag, '
                             f'or give data of {self.mapping.channels} channels.')
         return array
+
+    def conform(self, image):
+        """An 8-bit picture in this side's mode: half of an A|B image read by the other side's reader."""
+        if isinstance(image, np.ndarray) or self.mapping is None:
+            return image
+        mode = 'RGB' if self.mapping.channels == 3 else 'L'
+        return image if image.mode == mode else image.convert(mode)
 
     def to_network(self, image, params):
         """(the network's tensor, the same in the data's units) of a picture or array, augmented as params say."""

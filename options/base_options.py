@@ -23,11 +23,20 @@ GROUPS = ('experiment', 'data', 'networks', 'training', 'pix2pixHD/SPADE options
 
 
 class CommandParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors end with a hint of the command's own (which flags it takes)."""
+    """An ArgumentParser whose usage errors end with a hint of the command's own (which flags it takes), and that
+    takes a range starting below zero as a value (--range_B -1000:3000): argparse would read it as a flag."""
     hint = ''
 
     def error(self, message):
         super().error(message + self.hint)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args is not None:
+            args = list(args)
+            for i in range(len(args) - 1, 0, -1):
+                if args[i - 1] in ('--range_A', '--range_B') and args[i].startswith('-'):
+                    args[i - 1:i + 1] = [f'{args[i - 1]}={args[i]}']
+        return super().parse_known_args(args, namespace)
 
 
 class BaseOptions:
@@ -69,11 +78,9 @@ class BaseOptions:
         group.add_argument('--max_dataset_size', type=int, default=float('inf'), help='use at most this many images')
         group.add_argument('--preprocess', type=str, default='resize_and_crop', help=' | '.join(PREPROCESS_MODES))
         group.add_argument('--no_flip', action='store_true', help='do not flip the images for data augmentation')
-        for side in 'AB':
+        for side in 'AB':  # README, "Your own data"
             group.add_argument(f'--range_{side}', default='auto', help=(
-                f"how {side}'s values map to the network's [-1, 1]: full (the type's range), measured (robust "
-                f"percentiles over the data), LOW:HIGH (or one per channel: LOW:HIGH,LOW:HIGH), auto: full for "
-                f"8-bit data, else measured"))
+                f"{side}'s values mapped to [-1, 1]: full, measured, LOW:HIGH[,LOW:HIGH...], auto (8-bit: full)"))
         group.add_argument('--range_percentile', type=float, default=0.1,
                            help='measured ranges span this percentile of the values to 100 minus it')
         group.add_argument('--preview_channels', default='0,1,2',

@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data.aligned_dataset import split_pair  # noqa: E402  (after the path is set)
 from data.base_dataset import pil_to_tensor  # noqa: E402
-from data.image_folder import make_dataset  # noqa: E402
+from data.image_folder import make_dataset, open_image  # noqa: E402
 from models.segmenter import Segmenter, SegmenterNet, save_segmenter  # noqa: E402
 from util import devices  # noqa: E402
 from util.display.visualizer import progress_bar  # noqa: E402
@@ -93,7 +93,7 @@ def parse_palette(text):
 
 def labels_and_photo(path, direction):
     """(label map, photo) of the aligned pair at path: the label map is the side the generator reads."""
-    A, B = split_pair(path)
+    A, B = split_pair(open_image(path), path)
     return (A, B) if direction == 'AtoB' else (B, A)
 
 

@@ -10,13 +10,20 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.single_dataset import SingleDataset
+from util.value_mapping import ValueMapping
 
 
 def options(root, **overrides):
     values = dict(dataroot=str(root), phase='train', pairs='auto', max_dataset_size=float('inf'), direction='AtoB',
                   input_nc=3, output_nc=3, preprocess='resize_and_crop', load_size=40, crop_size=32,
-                  no_flip=False, seed=0)
+                  no_flip=False, seed=0, is_train=True)
     values.update(overrides)
+    # 8-bit data: the type's full range, what options/resolution.py gives it
+    channels = {'A': values['input_nc'], 'B': values['output_nc']}
+    if values['direction'] == 'BtoA':
+        channels = {'A': values['output_nc'], 'B': values['input_nc']}
+    for side in 'AB':
+        values.setdefault(f'mapping_{side}', ValueMapping.full('uint8', channels[side]).to_dict())
     return SimpleNamespace(**values)
 
 

@@ -11,10 +11,11 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.image_folder import open_image
-from util.errors import UserError
 from tests.scripts import TINY_NET
 from tests.tiny_data import pair_image
 from training import state as training_state
+from util.errors import UserError
+from util.value_mapping import ValueMapping
 
 
 @pytest.fixture
@@ -135,14 +136,19 @@ def test_checkpoints_dir_that_cannot_be_written(runner, tiny_run, tmp_path):
 # Image modes: converted to what the network expects, with the right values
 
 
-def aligned_item(tmp_path, image, input_nc=3):
+def aligned_item(tmp_path, image, input_nc=3, mapping=ValueMapping.full('uint8', 3)):
+    """A and B of image (an A|B pair) as the loader gives them, in the file's levels (mapping: B's values, and A's
+    unless 8-bit)."""
     os.makedirs(tmp_path / 'train', exist_ok=True)
     image.save(tmp_path / 'train' / 'pair.png')
+    A_mapping = ValueMapping.full('uint8', input_nc) if mapping.dtype == 'uint8' else mapping
     opt = SimpleNamespace(dataroot=str(tmp_path), phase='train', max_dataset_size=float('inf'), direction='AtoB',
-                          pairs='auto', input_nc=input_nc, output_nc=3, preprocess='none', load_size=4, crop_size=4,
-                          no_flip=True, seed=0)
+                          pairs='auto', input_nc=input_nc, output_nc=mapping.channels, preprocess='none', load_size=4,
+                          crop_size=4, no_flip=True, seed=0, is_train=True, mapping_A=A_mapping.to_dict(),
+                          mapping_B=mapping.to_dict())
     item = AlignedDataset(opt)[0]
-    return {k: ((item[k] + 1) * 127.5).round().to(torch.uint8) for k in 'AB'}  # back to 8-bit levels
+    return {k: ((item[k] + 1) * mapping.half.view(-1)[0] + mapping.low.view(-1)[0]).round().to(torch.int64)
+            for k in 'AB'}  # back to the file's levels
 
 
 def test_grayscale_pair_becomes_rgb(tmp_path):
@@ -168,11 +174,12 @@ def test_palette_image_gets_its_palette_colours(tmp_path, transparent):
     assert item['B'][:, 0, 0].tolist() == [7, 8, 9]
 
 
-def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
+def test_16_bit_grayscale_keeps_its_levels(tmp_path):
     levels = np.array([[0, 32896, 65535, 1000]], np.uint16)
-    item = aligned_item(tmp_path, Image.fromarray(levels))
-    assert item['A'][0].tolist() == [[0, 128]] and item['B'][0].tolist() == [[255, 4]]
-    # A dark 16-bit image stays dark: 200 of 65535 is level 1 of 255, not 200.
+    item = aligned_item(tmp_path, Image.fromarray(levels), input_nc=1, mapping=ValueMapping.full('uint16', 1))
+    assert item['A'][0].tolist() == [[0, 32896]] and item['B'][0].tolist() == [[65535, 1000]]
+    # 8-bit data's reader (Pillow's path; colorization's photos) scales it: a dark 16-bit image stays dark, 200
+    # of 65535 is level 1 of 255, not 200.
     Image.fromarray(np.array([[200, 100]], np.uint16)).save(tmp_path / 'dark.png')
     assert np.asarray(open_image(str(tmp_path / 'dark.png')))[0, :, 0].tolist() == [1, 0]
 

@@ -104,7 +104,7 @@ def test_a_file_without_its_partner(tmp_path):
         AlignedDataset(options(tmp_path))
     assert error.value.message == (
         f'{tmp_path}/trainA/x/002.png has no partner: no {tmp_path}/trainB/x/002 with any of .jpg, .jpeg, .png, '
-        f'.ppm, .bmp, .tif, .tiff, .webp. Add it, or remove {tmp_path}/trainA/x/002.png.')
+        f'.ppm, .bmp, .tif, .tiff, .webp, .npy. Add it, or remove {tmp_path}/trainA/x/002.png.')
     Image.new('RGB', (40, 48)).save(tmp_path / 'trainB' / 'x' / '002.jpg')
     Image.new('RGB', (40, 48)).save(tmp_path / 'trainB' / 'extra.png')  # B without A is the same mistake
     with pytest.raises(UserError, match=f'^error: {tmp_path}/trainB/extra.png has no partner: no '

@@ -5,7 +5,7 @@ tifffile (the library scientific imaging uses: GDAL, ImageJ and microscopes writ
 arrays (H x W or H x W x C) with pickles refused. Nothing is scaled or rounded: a 16-bit file gives uint16, a
 float TIFF float32, 13 bands 13 channels. Arrays are H x W x C.
 """
-import os
+import io
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -61,8 +61,10 @@ def read_tiff(path):
         series = tiff.series[0]
         try:
             array = series.asarray()
-        except (KeyError, ValueError, RuntimeError) as e:
-            if 'imagecodecs' in str(e):
+        except (KeyError, ValueError, RuntimeError, ImportError) as e:
+            # tifffile decodes zlib and LZW itself; other compressions need imagecodecs (or, for some, a newer
+            # Python), and tifffile says so in a KeyError or an ImportError.
+            if 'imagecodecs' in str(e) or isinstance(e, ImportError):
                 compression = tiff.pages[0].compression
                 raise UserError(f'{path} is compressed with {getattr(compression, "name", compression)}, which needs '
                                 f'the imagecodecs package: pip install imagecodecs, or save it uncompressed, with '
@@ -145,9 +147,10 @@ def write_array(path, array):
     elif lower.endswith(TIFF_EXTENSIONS):
         import tifffile
         photometric = 'rgb' if array.shape[2] == 3 and array.dtype == np.uint8 else 'minisblack'
-        atomic_write(path, lambda f: tifffile.imwrite(f, array if array.shape[2] > 1 else array[:, :, 0],
-                                                      photometric=photometric, planarconfig='contig'),
-                     durable=False)
+        tiff = io.BytesIO()  # tifffile wants a named file, and atomic_write's temporary has none
+        tifffile.imwrite(tiff, array if array.shape[2] > 1 else array[:, :, 0], photometric=photometric,
+                         planarconfig='contig')
+        atomic_write(path, lambda f: f.write(tiff.getvalue()), durable=False)
     else:
         image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.
@@ -168,7 +171,3 @@ def file_kind(path):
             return 'uint8', 1 if PICTURE_MODES.get(image.mode) == 'L' else 3
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise UserError(f'cannot read image {path}: {e}. Remove or replace the file.')
-
-
-def extension_of(path):
-    return os.path.splitext(path)[1].lower()

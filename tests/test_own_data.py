@@ -1,0 +1,313 @@
+"""Users' own data, losslessly: 16-bit, float, any number of channels, TIFF and .npy, in both layouts of pairs.
+
+The files are read as the values they hold (util/arrays.py); the channel counts come from the data; each side's
+values map to the network's through a mapping (util/value_mapping.py) that is the type's full range, given, or
+measured over the training set, saved with the checkpoints; test.py writes its files in the data's units and
+type. Every kind of data here is made by the tests: 16-bit one-channel PNG, float32 two-channel TIFF, uint16
+five-band TIFF (planar), .npy, and RGB JPEG to 16-bit depth.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+
+from data.aligned_dataset import AlignedDataset
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from tests.scripts import TINY_NET
+from util import arrays
+from util.errors import UserError
+from util.value_mapping import ValueMapping
+
+SIZE = 32
+
+
+def write(path, array):
+    """Write array (H x W x C) to path in the format its extension names: PNG (Pillow), TIFF (tifffile: bands
+    first, planar, for more than four bands, as many satellite tools write them), .npy."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if path.endswith('.tif'):
+        planar = array.shape[2] > 4
+        tifffile.imwrite(path, np.moveaxis(array, 2, 0) if planar else array.squeeze(2) if array.shape[2] == 1
+                         else array, photometric='minisblack', planarconfig='separate' if planar else 'contig')
+    elif path.endswith('.npy'):
+        np.save(path, array.squeeze(2) if array.shape[2] == 1 else array)
+    else:
+        Image.fromarray(array.squeeze(2) if array.shape[2] == 1 else array).save(path)
+
+
+def depth_like(rng, channels, dtype):
+    """Values that fill a small part of their type, with detail finer than 1/256 of their range."""
+    base = rng.random((SIZE, SIZE, channels)) * 3000 + 200
+    if np.dtype(dtype).kind == 'f':
+        return (base / 1000 - 1.5).astype(dtype)  # float: around zero, fractional
+    return np.round(base).astype(dtype)
+
+
+KINDS = {  # name: (A's type, channels, extension), (B's ...)
+    'uint16_1': (('uint16', 1, 'png'), ('uint16', 1, 'png')),
+    'float32_2': (('float32', 2, 'tif'), ('float32', 2, 'tif')),
+    'uint16_5': (('uint16', 5, 'tif'), ('uint16', 3, 'tif')),
+    'rgb_to_depth': (('uint8', 3, 'jpg'), ('uint16', 1, 'png')),
+    'npy': (('int16', 1, 'npy'), ('float32', 3, 'npy')),
+}
+
+
+def make_pairs(root, kind, phases=('train', 'test'), count=3, seed=0):
+    """root/PHASEA and root/PHASEB of kind (KINDS); returns {phase: [(A array, B array)]} as written."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for phase in phases:
+        written[phase] = []
+        for i in range(count):
+            pair = []
+            for side, (dtype, channels, extension) in zip('AB', KINDS[kind]):
+                if dtype == 'uint8':
+                    array = rng.integers(0, 256, (SIZE, SIZE, channels), dtype=np.uint8)
+                else:
+                    array = depth_like(rng, channels, dtype)
+                path = os.path.join(root, f'{phase}{side}', f'{i:03d}.{extension}')
+                write(path, array)
+                pair.append(arrays.read_array(path))  # a JPEG holds what it decodes to
+            written[phase].append(tuple(pair))
+    return written
+
+
+def train_options(root, *extra):
+    return TrainOptions().parse(['--dataroot', str(root), *TINY_NET, '--seed', '0', *extra])
+
+
+@pytest.mark.parametrize('kind', list(KINDS))
+def test_files_are_read_as_the_values_they_hold(tmp_path, kind):
+    written = make_pairs(tmp_path, kind, phases=('train',), count=1)
+    (A, B), = written['train']
+    for side, array, (dtype, channels, extension) in (('A', A, KINDS[kind][0]), ('B', B, KINDS[kind][1])):
+        read = arrays.read_array(str(tmp_path / f'train{side}' / f'000.{extension}'))
+        assert read.dtype == dtype and read.shape == (SIZE, SIZE, channels)
+        assert np.array_equal(read, array)
+        for extension in ('tif', 'npy') + (('png',) if arrays.file_extension(dtype, channels) == '.png' else ()):
+            copy = str(tmp_path / f'copy.{extension}')
+            arrays.write_array(copy, read)
+            assert np.array_equal(arrays.read_array(copy), read) and arrays.read_array(copy).dtype == read.dtype
+
+
+def test_a_planar_and_a_contiguous_tiff_give_the_same_array(tmp_path):
+    array = depth_like(np.random.default_rng(0), 3, 'uint16')
+    tifffile.imwrite(tmp_path / 'planar.tif', np.moveaxis(array, 2, 0), planarconfig='separate',
+                     photometric='minisblack')
+    tifffile.imwrite(tmp_path / 'contiguous.tif', array, planarconfig='contig', photometric='rgb')
+    assert np.array_equal(arrays.read_array(str(tmp_path / 'planar.tif')), array)
+    assert np.array_equal(arrays.read_array(str(tmp_path / 'contiguous.tif')), array)
+
+
+@pytest.mark.parametrize('kind', list(KINDS))
+def test_channel_counts_and_mappings_come_from_the_data(tmp_path, kind):
+    written = make_pairs(tmp_path, kind, phases=('train',))
+    opt = train_options(tmp_path)
+    (A_type, A_channels, _), (B_type, B_channels, _) = KINDS[kind]
+    assert (opt.input_nc, opt.output_nc) == (A_channels, B_channels)
+    assert opt.source('input_nc') == opt.source('output_nc') == 'data'
+    for side, dtype, index in (('A', A_type, 0), ('B', B_type, 1)):
+        mapping = ValueMapping.from_dict(getattr(opt, f'mapping_{side}'))
+        assert mapping.dtype == dtype
+        if dtype == 'uint8':  # 8-bit: the type's range, the reference's mapping
+            assert mapping.how == 'full' and mapping.ranges == [(0, 255)] * A_channels
+            continue
+        values = np.concatenate([pair[index].reshape(-1, pair[index].shape[2]) for pair in written['train']])
+        expected = list(zip(np.percentile(values, 0.1, axis=0), np.percentile(values, 99.9, axis=0)))
+        assert mapping.how == 'measured' and np.allclose(mapping.ranges, expected, rtol=0, atol=1e-6)
+
+
+def test_the_other_direction_swaps_the_channel_counts(tmp_path):
+    make_pairs(tmp_path, 'uint16_5', phases=('train',))
+    opt = train_options(tmp_path, '--direction', 'BtoA')
+    assert (opt.input_nc, opt.output_nc) == (3, 5)
+
+
+def test_given_and_full_ranges(tmp_path):
+    make_pairs(tmp_path, 'float32_2', phases=('train',))
+    opt = train_options(tmp_path, '--range_A', '-2:2', '--range_B', '-1:1,0:3')
+    assert ValueMapping.from_dict(opt.mapping_A).ranges == [(-2, 2), (-2, 2)]
+    assert ValueMapping.from_dict(opt.mapping_B).ranges == [(-1, 1), (0, 3)]
+    assert opt.mapping_B['how'] == 'given' and opt.source('mapping_B') == 'typed'
+    with pytest.raises(UserError, match='float32 data has no full range'):
+        train_options(tmp_path, '--range_A', 'full')
+    with pytest.raises(UserError, match=r'--range_B -1:1,0:3,0:1: 3 ranges for 2 channels'):
+        train_options(tmp_path, '--range_B', '-1:1,0:3,0:1')
+    with pytest.raises(UserError, match='the range 3:1 is empty'):
+        train_options(tmp_path, '--range_B', '3:1')
+    with pytest.raises(UserError, match='give auto, full, measured, LOW:HIGH'):
+        train_options(tmp_path, '--range_B', 'wide')
+    tmp16 = tmp_path / 'u16'
+    make_pairs(tmp16, 'uint16_1', phases=('train',))
+    assert ValueMapping.from_dict(train_options(tmp16, '--range_A', 'full').mapping_A).ranges == [(0, 65535)]
+
+
+@pytest.mark.parametrize('preprocess', ['crop', 'none'])
+def test_values_finer_than_8_bits_survive_loading_and_augmentation(tmp_path, preprocess):
+    written = make_pairs(tmp_path, 'uint16_1', phases=('train',))
+    opt = train_options(tmp_path, '--preprocess', preprocess, '--load_size', '32', '--netG', 'unet_16',
+                        '--crop_size', '16' if preprocess == 'crop' else '32')
+    dataset = AlignedDataset(opt)
+    mapping = ValueMapping.from_dict(opt.mapping_B)
+    for epoch in range(4):
+        for index, (_, B) in enumerate(written['train']):
+            sample = dataset[(epoch, index)]
+            assert torch.equal(sample['A'], dataset[(epoch, index)]['A'])  # (seed, epoch, index) decides it
+            units = mapping.units_to_array(mapping.to_units(sample['B']))
+            # The crop of the file's values, flipped or not: every 16-bit step is still there.
+            size = units.shape[0]
+            candidates = [B[y:y + size, x:x + size] for y in range(SIZE - size + 1) for x in range(SIZE - size + 1)]
+            assert any(np.array_equal(units, c) or np.array_equal(units, c[:, ::-1]) for c in candidates)
+
+
+def test_resizing_keeps_float_precision(tmp_path):
+    make_pairs(tmp_path, 'float32_2', phases=('train',))
+    opt = train_options(tmp_path, '--load_size', '40', '--crop_size', '32', '--no_flip')
+    sample = AlignedDataset(opt)[0]
+    # Bicubic resizing of float values: many distinct levels, far more than 8 bits would leave.
+    assert len(torch.unique(sample['B'][0])) > 512
+
+
+@pytest.mark.parametrize('kind', ['uint16_1', 'float32_2', 'uint16_5', 'rgb_to_depth', 'npy'])
+def test_a_round_trip_through_test_py_is_exact(runner, tmp_path, kind):
+    written = make_pairs(tmp_path / 'data', kind, count=2)
+    checkpoints, results = tmp_path / 'checkpoints', tmp_path / 'results'
+    runner.run('train.py', '--dataroot', tmp_path / 'data', '--name', kind, '--checkpoints_dir', checkpoints,
+               *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0)
+    saved = json.loads((checkpoints / kind / 'architecture.json').read_text())
+    assert saved['mapping_B']['type'] == KINDS[kind][1][0] and saved['input_nc'] == KINDS[kind][0][1]
+    runner.run('test.py', '--dataroot', tmp_path / 'data', '--name', kind, '--checkpoints_dir', checkpoints,
+               '--results_dir', results, '--preprocess', 'none', '--num_threads', 0)
+    images = results / kind / 'test_latest' / 'images'
+    (A_type, A_channels, _), (B_type, B_channels, _) = KINDS[kind]
+    for i, (A, B) in enumerate(written['test']):
+        for label, array, dtype, channels in (('real_A', A, A_type, A_channels), ('real_B', B, B_type, B_channels),
+                                              ('fake_B', None, B_type, B_channels)):
+            path = str(images / f'{i:03d}_{label}{arrays.file_extension(dtype, channels)}')
+            read = arrays.read_array(path)
+            assert read.dtype == dtype and read.shape == (SIZE, SIZE, channels)
+            if array is not None:
+                assert np.array_equal(read, array), f'{label} of {kind} is not the file it was read from'
+        mapping = ValueMapping.from_dict(saved['mapping_B'])
+        fake = arrays.read_array(str(images / f'{i:03d}_fake_B{arrays.file_extension(B_type, B_channels)}'))
+        low, high = np.array(mapping.ranges).T
+        assert (fake >= np.floor(low) - 1e-3).all() and (fake <= np.ceil(high) + 1e-3).all()  # what tanh reaches
+        if B_type != 'uint8':  # a picture of it beside the file
+            assert np.asarray(Image.open(images / f'{i:03d}_fake_B_preview.png')).shape == (SIZE, SIZE, 3)
+    html = (results / kind / 'test_latest' / 'index.html').read_text()
+    assert f'000_fake_B{arrays.file_extension(B_type, B_channels)}' in html
+
+
+def test_test_py_uses_the_saved_mapping_not_the_test_data(runner, tmp_path):
+    make_pairs(tmp_path / 'data', 'uint16_1', count=2)
+    checkpoints = tmp_path / 'checkpoints'
+    runner.run('train.py', '--dataroot', tmp_path / 'data', '--name', 'm', '--checkpoints_dir', checkpoints,
+               *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0)
+    saved = json.loads((checkpoints / 'm' / 'architecture.json').read_text())
+    opt = TestOptions().parse(['--dataroot', tmp_path / 'data', '--name', 'm', '--checkpoints_dir', checkpoints,
+                               '--range_B', '0:10'])
+    assert opt.mapping_A == saved['mapping_A'] and opt.mapping_B == saved['mapping_B']
+    assert opt.source('mapping_B') == 'saved'
+    resumed = TrainOptions().parse(['--dataroot', tmp_path / 'data', '--name', 'm', '--checkpoints_dir', checkpoints,
+                                    *TINY_NET, '--continue_train'])
+    assert resumed.mapping_B == saved['mapping_B'] and resumed.source('mapping_B') == 'saved'  # not measured again
+
+
+# Bad input: one line naming the file and the fix.
+
+def test_a_typed_channel_count_that_contradicts_the_data(tmp_path):
+    make_pairs(tmp_path, 'float32_2', phases=('train',))
+    with pytest.raises(UserError) as error:
+        train_options(tmp_path, '--output_nc', '3')
+    assert error.value.message == (f'--output_nc 3 (typed) but the data has 2 channels ({tmp_path}/trainB/000.tif, '
+                                   f'float32). Drop --output_nc, or give data of 3 channels.')
+
+
+def test_8bit_pictures_convert_between_gray_and_colour_as_the_reference(tmp_path):
+    make_pairs(tmp_path, 'rgb_to_depth', phases=('train',))
+    opt = train_options(tmp_path, '--input_nc', '1')
+    assert AlignedDataset(opt)[0]['A'].shape[0] == 1
+
+
+def test_files_unlike_the_rest(tmp_path):
+    make_pairs(tmp_path, 'uint16_1', phases=('train',))
+    write(str(tmp_path / 'trainB' / '001.png'), np.zeros((SIZE, SIZE, 3), np.uint8))
+    with pytest.raises(UserError) as error:  # found when the range of B is measured, before training
+        train_options(tmp_path)
+    assert error.value.message == (f'{tmp_path}/trainB/001.png holds uint8 values in 3 channels, but '
+                                   f'{tmp_path}/trainB/000.png (the first file of its side) uint16 values in 1. '
+                                   f'Files of one side must be alike: convert it, or remove it.')
+
+
+def test_nan_and_infinity_in_float_data(tmp_path):
+    make_pairs(tmp_path, 'float32_2', phases=('train',))
+    dataset = AlignedDataset(train_options(tmp_path))
+    bad = arrays.read_array(str(tmp_path / 'trainA' / '002.tif')).copy()
+    bad[3, 5, 1] = np.nan
+    bad[7, 0, 0] = np.inf
+    write(str(tmp_path / 'trainA' / '002.tif'), bad)
+    with pytest.raises(UserError) as error:
+        dataset[2]
+    assert error.value.message == (f'{tmp_path}/trainA/002.tif holds 2 NaN or infinite values (the first at row 3, '
+                                   f'column 5, channel 1). Replace them (for example with np.nan_to_num) or remove '
+                                   f'the file.')
+
+
+def test_a_constant_channel_has_no_measured_range(tmp_path):
+    make_pairs(tmp_path, 'float32_2', phases=('train',))
+    for i in range(3):
+        array = arrays.read_array(str(tmp_path / 'trainB' / f'{i:03d}.tif')).copy()
+        array[:, :, 1] = 0.5
+        write(str(tmp_path / 'trainB' / f'{i:03d}.tif'), array)
+    with pytest.raises(UserError, match=r'the values of B \(3 files\): channel 1 is 0.5 nearly everywhere in the '
+                                        r'training set, so its measured range is empty. Give its range'):
+        train_options(tmp_path)
+    assert train_options(tmp_path, '--range_B', '-2:2').mapping_B['ranges'] == [[-2, 2], [-2, 2]]
+
+
+def test_a_tiff_compression_without_its_codec(tmp_path):
+    path = tmp_path / 'zstd.tif'
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16))
+    with tifffile.TiffFile(path) as tiff:
+        offset = tiff.pages[0].tags['Compression'].valueoffset
+    with open(path, 'r+b') as f:  # mark it as ZSTD-compressed, which only imagecodecs decodes
+        f.seek(offset)
+        f.write((50000).to_bytes(2, 'little'))
+    try:
+        import imagecodecs  # noqa: F401
+        pytest.skip('imagecodecs is installed here, so the file would be read')
+    except ImportError:
+        pass
+    with pytest.raises(UserError) as error:
+        arrays.read_array(str(path))
+    assert error.value.message == (f'{path} is compressed with ZSTD, which needs the imagecodecs package: pip install '
+                                   f'imagecodecs, or save it uncompressed, with deflate or with LZW.')
+
+
+def test_an_object_array_is_refused_not_unpickled(tmp_path):
+    path = tmp_path / 'objects.npy'
+    np.save(path, np.array([{'a': 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(UserError) as error:
+        arrays.read_array(str(path))
+    assert error.value.message.startswith(f'{path} holds Python objects, not numbers; it is refused, as unpickling '
+                                          f'it could run code.')
+
+
+def test_a_16bit_colour_png_is_not_read_as_8_bits(tmp_path):
+    import zlib
+    path = tmp_path / 'colour16.png'
+    raw = b''.join(b'\0' + bytes(2 * 3 * 4) for _ in range(4))  # 4x4 RGB, 16 bits per sample
+
+    def chunk(kind, payload):
+        return len(payload).to_bytes(4, 'big') + kind + payload + zlib.crc32(kind + payload).to_bytes(4, 'big')
+
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', (4).to_bytes(4, 'big') * 2 + bytes([16, 2, 0, 0, 0]))
+                     + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+    with pytest.raises(UserError, match='is a 16-bit colour PNG, which Pillow reads as 8 bits. Save it as a 16-bit '
+                                        'TIFF'):
+        arrays.read_array(str(path))
