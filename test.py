@@ -22,6 +22,7 @@ from util.display import html
 from util.display.visualizer import progress_bar
 from util.evaluation.scores import Evaluation, format_scores
 from util.images import save_visual
+from util.value_mapping import parse_channels
 
 
 def main(argv=None):
@@ -63,7 +64,7 @@ def translate(model, loader, evaluation, webpage, opt, total):
     rows = []
     roles = model.visual_roles
     mappings = visual_mappings(opt, model.visual_names, roles['input'])
-    preview_channels = [int(c) for c in opt.preview_channels.split(',')]
+    preview_channels = parse_channels(opt.preview_channels)
     for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
         if len(rows) >= total:  # here rather than after the last batch, so that the bar counts that batch
             break

@@ -15,7 +15,7 @@ import time
 
 import models
 from models.segmenter import load_segmenter
-from data import create_dataloader, create_validation_loader
+from data import create_dataloader, create_validation_loader, visual_mappings
 from options.train_options import TrainOptions
 from training.guards import StopSignals
 from training.plateau import Plateau
@@ -51,7 +51,9 @@ def main(argv=None):
     if distributed.is_main():  # written once the data and model are known good, so a failed start keeps the old ones
         options.save_and_print(opt, 'train_opt')
     model.wrap_networks(distributed.wrap)  # DDP: same start on every rank, gradients averaged over ranks
-    visualizer = Visualizer(opt, is_main=distributed.is_main(), step=state.progress.total_iters)
+    # The visuals are shown as 8-bit previews through their side's value mapping, and saved in the data's units.
+    mappings = visual_mappings(opt, model.visual_names, model.visual_roles['input'])
+    visualizer = Visualizer(opt, mappings, is_main=distributed.is_main(), step=state.progress.total_iters)
     stop = StopSignals(opt.device)  # SIGINT/SIGTERM from now on: save after the iteration, then exit
 
     last_epoch = opt.n_epochs + opt.n_epochs_decay

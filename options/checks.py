@@ -14,6 +14,7 @@ from util import devices
 from util.display import tensorboard
 from util.errors import UserError
 from util.evaluation.scores import METRICS
+from util.value_mapping import parse_channels
 
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 PREPROCESS_MODES = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
@@ -49,7 +50,26 @@ def general_checks(opt):
         checks.append((opt.crop_size <= opt.load_size,
                        f'--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: a crop cannot be '
                        f'larger than the image it is cut from; set --load_size to at least {opt.crop_size}'))
-    return checks
+    return checks + preview_checks(opt)
+
+
+def preview_checks(opt):
+    """--preview_channels: three channel numbers, each a channel of every side with more than three (a side of
+    one to three channels is pictured whole, so the flag does not concern it)."""
+    flag = f'--preview_channels {opt.preview_channels}'
+    try:
+        channels = parse_channels(opt.preview_channels)
+    except ValueError:
+        channels = ()
+    if len(channels) != 3 or min(channels) < 0:
+        return [(False, f'{flag}: name the three channels that pictures show as red, green and blue, as channel '
+                        f'numbers from 0 separated by commas: for example 0,1,2 (the default) or 4,2,0')]
+    input_side = 'B' if opt.direction == 'BtoA' else 'A'
+    sides = [(input_side, 'input', opt.input_nc), ('A' if input_side == 'B' else 'B', 'output', opt.output_nc)]
+    return [(max(channels) < count,
+             f'{flag}: {side} (the {role}) has {count} channels, numbered 0 to {count - 1}; name three of them, '
+             f'for example 0,1,2 (the default)')
+            for side, role, count in sides if count > 3]
 
 
 def training_checks(opt):

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from tests import browser, servers
 from util.display import visdom_display
@@ -41,12 +40,11 @@ def load_setup_script():
 
 
 def visuals():
-    """Three 32x32 images, one of them single-channel, with known colours."""
-    torch.manual_seed(0)
+    """Three 32x32 pictures (the visuals' 8-bit previews) with known colours."""
     return {
-        "real_A": torch.rand(2, 3, 32, 32) * 2 - 1,
-        "fake_B": torch.full((2, 1, 32, 32), -1.0),   # black, given as one channel
-        "real_B": torch.zeros(2, 3, 32, 32),           # mid grey
+        "real_A": np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        "fake_B": np.zeros((32, 32, 3), np.uint8),       # black
+        "real_B": np.full((32, 32, 3), 127, np.uint8),   # mid grey
     }
 
 
@@ -182,8 +180,11 @@ def test_image_window_holds_the_grid_as_png(visdom_server, filled_env):
     # 3 images and ncols 4: one row of 3, each 32 px plus 2 px padding on every side.
     assert grid.size == (3 * (32 + 2 * 2), 32 + 2 * 2)
     # visdom places tile k at (k * 36 + 3, 3): one pixel past the padding.
-    assert grid.getpixel((36 + 3 + 10, 3 + 10)) == (0, 0, 0)            # fake_B, 1 channel -> RGB
-    assert grid.getpixel((2 * 36 + 3 + 10, 3 + 10)) == (127, 127, 127)  # real_B = 0 -> mid grey
+    assert grid.getpixel((36 + 3 + 10, 3 + 10)) == (0, 0, 0)            # fake_B
+    assert grid.getpixel((2 * 36 + 3 + 10, 3 + 10)) == (127, 127, 127)  # real_B
+    assert grid.getpixel((1, 1)) == (255, 255, 255)                     # padded in white
+    # Every value arrives as it was given.
+    assert (np.asarray(grid)[3:35, 3:35] == visuals()["real_A"]).all()
     labels = window(visdom_server, filled_env, "3")
     assert all("<td>%s</td>" % name in labels["content"] for name in visuals())
     assert "epoch 2" in labels["content"]
@@ -293,10 +294,7 @@ def test_ncols_0_shows_each_image_in_a_window_of_its_own(visdom_server):
     assert sorted(windows) == ["5", "5_0", "5_1", "5_2"]
     assert windows["5"]["title"] == "exp loss over time"
     assert [trace["name"] for trace in windows["5"]["content"]["data"]] == LOSS_NAMES
-    for index, (label, batch) in enumerate(visuals().items()):
+    for index, (label, picture) in enumerate(visuals().items()):
         shown = windows["5_%d" % index]
         assert shown["title"] == "exp %s, epoch 2" % label
-        # The batch's first image, [-1, 1] to 0..255, one channel made gray RGB.
-        expected = ((batch[0].expand(3, -1, -1) + 1) / 2 * 255).permute(1, 2, 0).numpy()
-        difference = np.abs(np.asarray(png(shown), dtype=float) - expected).max()
-        assert difference <= 1, (label, difference)
+        assert (np.asarray(png(shown)) == picture).all(), label

@@ -147,10 +147,12 @@ def write_array(path, array):
     elif lower.endswith(TIFF_EXTENSIONS):
         import tifffile
         photometric = 'rgb' if array.shape[2] == 3 and array.dtype == np.uint8 else 'minisblack'
-        tiff = io.BytesIO()  # tifffile wants a named file, and atomic_write's temporary has none
-        tifffile.imwrite(tiff, array if array.shape[2] > 1 else array[:, :, 0], photometric=photometric,
+        # Into memory first: tifffile takes a file object's name for a path, and atomic_write's (os.fdopen's) is
+        # a number, which it fails on.
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, array if array.shape[2] > 1 else array[:, :, 0], photometric=photometric,
                          planarconfig='contig')
-        atomic_write(path, lambda f: f.write(tiff.getvalue()), durable=False)
+        atomic_write(path, lambda f: f.write(buffer.getbuffer()), durable=False)
     else:
         image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.

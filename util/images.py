@@ -31,17 +31,25 @@ def save_image(image_numpy, image_path, aspect_ratio=1.0):
     atomic_write(image_path, lambda f: image.save(f, format='PNG', compress_level=1), durable=False)
 
 
+def visual_files(mapping, stem):
+    """(picture file name, data file name) of a visual that save_visual writes as stem: one PNG for 8-bit gray and
+    RGB data with the full mapping (the file is its own picture), else the data's file beside stem_preview.png."""
+    data_name = stem + file_extension(mapping.dtype, mapping.channels)
+    if mapping.is_8bit_full() and mapping.channels in (1, 3):
+        return data_name, data_name
+    return stem + '_preview.png', data_name
+
+
 def save_visual(values, mapping, directory, stem, units=None, aspect_ratio=1.0, preview_channels=(0, 1, 2)):
     """Write one visual of one image (the network's (C, H, W) values) in the data's units and type: 8-bit data as
     before, a PNG that is also its picture; other data as a 16-bit PNG or a TIFF (util.arrays.file_extension)
     beside an 8-bit picture of it, stem_preview.png. units: the values in the data's units when they are the
     data's own (a real image), written as they are. Returns (picture file name, data file name) in directory."""
     array = mapping.to_array(values) if units is None else mapping.units_to_array(units)
-    data_name = stem + file_extension(mapping.dtype, array.shape[2])
-    if mapping.is_8bit_full() and array.shape[2] in (1, 3):
+    picture_name, data_name = visual_files(mapping, stem)
+    if picture_name == data_name:
         save_image(array, os.path.join(directory, data_name), aspect_ratio)
-        return data_name, data_name
+        return picture_name, data_name
     write_array(os.path.join(directory, data_name), array)
-    picture_name = stem + '_preview.png'
     save_image(mapping.preview(values, preview_channels), os.path.join(directory, picture_name), aspect_ratio)
     return picture_name, data_name

@@ -93,6 +93,12 @@ class ValueMapping:
         return f'{self.dtype}, {self.channels} channel{"s" if self.channels > 1 else ""}, {self.how}: {ranges}'
 
 
+def parse_channels(text):
+    """The channel numbers that --preview_channels names ('4,2,0' -> (4, 2, 0)); ValueError unless whole numbers
+    separated by commas (options/checks.py says what the flag needs)."""
+    return tuple(int(part) for part in text.split(','))
+
+
 def parse_given(text, channels, flag):
     """LOW:HIGH for every channel, or one LOW:HIGH per channel separated by commas."""
     try:

@@ -51,7 +51,9 @@ class HTML:
                         td(value)
 
     def add_images(self, ims, txts, links, width=256):
-        """One table row: each image file name (relative to images/) with its caption, linked to links[i]."""
+        """One table row: each image file name (relative to images/) with its caption, linked to links[i]. A link
+        to another file (the full-precision data an 8-bit preview shows) is also named under the caption, as a
+        download."""
         with self.doc:
             with table(border=1, style='table-layout: fixed;'):
                 with tr():
@@ -62,6 +64,8 @@ class HTML:
                                     img(style=f'width:{width}px', src=image_url(im))
                                 br()
                                 p(txt)
+                                if link != im:
+                                    p(a(os.path.basename(link), href=image_url(link), download=''), cls='data-file')
 
     def save(self):
         atomic_write_text(os.path.join(self.web_dir, 'index.html'), self.doc.render())

@@ -4,7 +4,7 @@
 
 Scalars: loss/<name> and learning_rate/<network> (G, and D, whose rate --lr_D sets apart) at every
 --print_freq, val/<network>/<metric> at each validation;
-images: visuals/<name> at every --display_freq. The step of every point is total_iters, the samples
+images: visuals/<name> (8-bit previews) at every --display_freq. The step of every point is total_iters, the samples
 trained on so far (the x of loss_log.txt's lines), so curves from runs with other batch sizes line up.
 
 Written with torch.utils.tensorboard. The tensorboard package is optional: it is imported only for

@@ -69,12 +69,14 @@ class VisdomDisplay:
             return
         self.enabled = True
 
-    def show_images(self, visuals, epoch):
-        """Show the first image of each (B, C, H, W) tensor in [-1, 1] (C = 1 or 3)."""
+    def show_images(self, pictures, epoch):
+        """Show pictures ({label: H x W x 3 uint8 array}, the visuals' previews)."""
         if not self.enabled:
             return
-        labels = list(visuals)
-        images = np.stack([self._to_rgb(visuals[label]) for label in labels])
+        labels = list(pictures)
+        # Floats in [0, 1] make visdom pad the grid in white rather than black; it scales them back to the
+        # same 8-bit values (v / 255 * 255 is v in float64).
+        images = np.stack([pictures[label] for label in labels]).transpose(0, 3, 1, 2) / 255.0
         if self.ncols > 0:
             ncols = min(self.ncols, len(labels))
             rows = ["".join("<td>%s</td>" % html.escape(label) for label in labels[start:start + ncols])
@@ -128,14 +130,6 @@ class VisdomDisplay:
             self._send(self.vis.line, X=x, Y=y, win="%d_val_%s" % (self.display_id, metric),
                        opts=dict(title="%s validation %s" % (self.name, metric), legend=networks,
                                  xlabel="epoch", ylabel=metric))
-
-    @staticmethod
-    def _to_rgb(batch):
-        image = batch[0].detach().float().cpu()
-        if image.shape[0] == 1:
-            image = image.expand(3, -1, -1)
-        # Floats in [0, 1] also make visdom pad the grid in white rather than black.
-        return ((image.clamp(-1, 1) + 1) / 2).numpy()
 
     def _send(self, draw, *args, **kwargs):
         if not self.enabled:

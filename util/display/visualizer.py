@@ -11,7 +11,8 @@ from util.display.loss_plot import VALIDATION_LOG, LossLog, ValidationLog, loss_
 from util.display.tensorboard import TensorBoardLog
 from util.display.visdom_display import VisdomDisplay, make_display
 from util.files import mkdirs
-from util.images import save_image, tensor2im
+from util.images import save_visual, visual_files
+from util.value_mapping import parse_channels
 
 
 def progress_bar(iterable, enabled=True, **tqdm_args):
@@ -22,11 +23,15 @@ def progress_bar(iterable, enabled=True, **tqdm_args):
 
 
 class Visualizer:
-    def __init__(self, opt, is_main=True, step=0):
-        """is_main=False (every process but rank 0 under torchrun): shows, prints and writes nothing.
+    def __init__(self, opt, mappings, is_main=True, step=0):
+        """mappings: {visual label: ValueMapping} (data.visual_mappings): each visual is shown as an 8-bit preview
+        through its mapping and saved to the web page in the data's units and type.
+        is_main=False (every process but rank 0 under torchrun): shows, prints and writes nothing.
         step: the samples trained on before this run (total_iters), from which on TensorBoard's points are
         this run's."""
         self.opt = opt
+        self.mappings = mappings
+        self.preview_channels = parse_channels(opt.preview_channels)
         self.is_main = is_main
         self.name = opt.name
         self.expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
@@ -97,21 +102,28 @@ class Visualizer:
             self.write_page()
 
     def display_current_results(self, visuals, epoch, save_result, step):
-        """Show visuals in visdom and TensorBoard (at step, total_iters), and save them to the web page when
-        save_result (every --update_html_freq) or when this epoch has none there yet, as the reference does."""
-        self.display.show_images(visuals, epoch)
+        """Show the first image of each visual ((B, C, H, W) network values) in visdom and TensorBoard (at step,
+        total_iters) as an 8-bit preview, and save it to the web page when save_result (every --update_html_freq)
+        or when this epoch has none there yet, as the reference does."""
+        if not self.is_main:
+            return
+        pictures = {label: self.mappings[label].preview(image[0], self.preview_channels)
+                    for label, image in visuals.items()}
+        self.display.show_images(pictures, epoch)
         if self.tensorboard:
-            self.tensorboard.images({f'visuals/{label}': tensor2im(image) for label, image in visuals.items()}, step)
+            self.tensorboard.images({f'visuals/{label}': picture for label, picture in pictures.items()}, step)
         if self.use_html and (save_result or not self.saved):
             self.saved = True
             self.save_current_results(visuals, epoch)
 
     def save_current_results(self, visuals, epoch):
-        """Save the current visuals as web/images/epoch###_<name>.png and rebuild the page."""
+        """Save the first image of each visual as web/images/epoch###_<label> (util.images.save_visual: 8-bit
+        pictures as PNG, other data in its own type beside a preview) and rebuild the page."""
         image_dir = os.path.join(self.web_dir, 'images')
         mkdirs(image_dir)
         for label, image in visuals.items():
-            save_image(tensor2im(image), os.path.join(image_dir, f'epoch{epoch:03d}_{label}.png'))
+            save_visual(image[0], self.mappings[label], image_dir, f'epoch{epoch:03d}_{label}',
+                        preview_channels=self.preview_channels)
         self.page_epoch, self.page_labels = epoch, list(visuals)
         self.write_page()
 
@@ -124,11 +136,12 @@ class Visualizer:
                                                            if validation else ''))
         webpage.add(loss_plots(self.loss_log.points(), validation))
         for n in range(self.page_epoch, 0, -1):
-            names = [f'epoch{n:03d}_{label}.png' for label in self.page_labels]
-            if not all(os.path.exists(os.path.join(webpage.get_image_dir(), name)) for name in names):
+            pictures, files = zip(*(visual_files(self.mappings[label], f'epoch{n:03d}_{label}')
+                                    for label in self.page_labels))
+            if not all(os.path.exists(os.path.join(webpage.get_image_dir(), name)) for name in pictures + files):
                 continue
             webpage.add_header(f'epoch [{n}]')
-            webpage.add_images(names, self.page_labels, names, width=self.opt.display_winsize)
+            webpage.add_images(pictures, self.page_labels, files, width=self.opt.display_winsize)
         webpage.save()
 
     def close(self):
