@@ -105,6 +105,7 @@ def offer_demo(values):
     if values['model'] not in ('pix2pix', 'test'):
         raise UserError(f'--dataroot is required for --model {values["model"]} (the built-in demo data is for pix2pix)')
     root = os.path.join(demo.DEMO_ROOT, 'testA') if values['model'] == 'test' else demo.DEMO_ROOT
+    demo.ensure_demo_dataset()  # made on first use; the data's channel counts are read next
     values.offer({'dataroot': root, **DEMO_SETTINGS}, 'demo')
     print(f'No --dataroot given: using the built-in demo dataset at {root}')
 

@@ -83,6 +83,8 @@ def parse_args(argv=None):
     parser.add_argument('--ndf', type=int, default=64)
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch\'s)')
     parser.add_argument('--dataroot', default=None, help='also time the DataLoader on DATAROOT/train')
+    parser.add_argument('--loader_kinds', default='', help=f'also time the DataLoader on generated data of these '
+                                                            f'kinds: {",".join(LOADER_KINDS)}')
     parser.add_argument('--quick', action='store_true',
                         help=f'only {PAPER_SIZE}x{PAPER_SIZE} at batch 1, 1 warm-up and 3 timed iterations')
     parser.add_argument('--json', default=None, help='also write the results to this file')
@@ -97,6 +99,9 @@ def parse_args(argv=None):
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
     args.amp = args.amp.split(',')
     args.compile_modes = args.compile_modes.split(',')
+    unknown = set(filter(None, args.loader_kinds.split(','))) - set(LOADER_KINDS)
+    if unknown:
+        parser.error(f'--loader_kinds {",".join(sorted(unknown))}: choose from {",".join(LOADER_KINDS)}')
     names = list(OPTION_VARIANTS) if args.options == 'all' else [n for n in args.options.split(',') if n]
     unknown = [n for n in names if n not in OPTION_VARIANTS]
     if unknown:
@@ -257,20 +262,56 @@ def measure_setting(device, size, batch, args):
     return rows
 
 
-def loader_rate(dataroot, size, batches=20):
-    """Images per second the DataLoader delivers with train.py's settings (jitter, flips, workers)."""
+def loader_rate(dataroot, size, batches=40):
+    """Images per second the DataLoader delivers with train.py's settings (jitter, flips, workers), after a first
+    batch that pays for one-off imports (torchvision's, for data that is not 8-bit)."""
     from data import create_dataloader
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(['--dataroot', dataroot, '--device', 'cpu', '--crop_size', str(size),
                                     '--load_size', str(size * 286 // 256), '--display_id', '0'])
     loader = create_dataloader(opt, shuffle=True)
-    count, start = 0, time.perf_counter()
+    count, start = 0, None
     for i, data in enumerate(loader):
+        if start is None:
+            start = time.perf_counter()
+            continue
         count += data['A'].shape[0]
-        if i + 1 >= batches:
+        if i >= batches:
             break
     return dict(images=count, images_per_s=round(count / (time.perf_counter() - start), 1),
-                workers=loader.num_workers)
+                workers=loader.num_workers, input_nc=opt.input_nc, output_nc=opt.output_nc)
+
+
+LOADER_KINDS = ('jpeg8', 'png16', 'tiff_float8')
+
+
+def make_loader_data(root, kind, count=24, size=PAPER_SIZE):
+    """count training pairs of size x size: jpeg8, A|B side by side in 8-bit JPEG (facades' format); png16, A and B
+    in folders as one-channel 16-bit PNG; tiff_float8, A and B in folders as 8-band float32 TIFF."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:size, 0:size] / size
+    for i in range(count):
+        bands = [np.sin(6 * x * rng.random() + 4 * y * rng.random()) + 0.1 * rng.standard_normal((size, size))
+                 for _ in range(16)]
+        A, B = np.stack(bands[:8], axis=2), np.stack(bands[8:], axis=2)
+        if kind == 'jpeg8':
+            pair = np.concatenate([A[:, :, :3], B[:, :, :3]], axis=1)
+            os.makedirs(os.path.join(root, 'train'), exist_ok=True)
+            Image.fromarray(np.clip((pair + 1.2) * 100, 0, 255).astype(np.uint8)).save(
+                os.path.join(root, 'train', f'{i:03d}.jpg'), quality=90)
+            continue
+        for side, array in (('A', A), ('B', B)):
+            folder = os.path.join(root, 'train' + side)
+            os.makedirs(folder, exist_ok=True)
+            if kind == 'png16':
+                Image.fromarray(np.clip((array[:, :, 0] + 1.2) * 2000, 0, 65535).astype(np.uint16)).save(
+                    os.path.join(folder, f'{i:03d}.png'))
+            else:
+                tifffile.imwrite(os.path.join(folder, f'{i:03d}.tif'), array.astype(np.float32),
+                                 photometric='minisblack', planarconfig='contig')
 
 
 def machine():
@@ -349,10 +390,16 @@ def main(argv=None):
     add_ratios(results['results'], base_size(args.sizes))
     if args.dataroot:
         results['data_loader'] = loader_rate(args.dataroot, PAPER_SIZE)
+    for kind in filter(None, args.loader_kinds.split(',')):
+        with tempfile.TemporaryDirectory() as root:
+            make_loader_data(root, kind)
+            results.setdefault('data_loaders', {})[kind] = loader_rate(root, PAPER_SIZE)
     print(f'{results["machine"]}\nmatmul peak GFLOP/s: {results["peak_gflops"]}')
     print(table(results['results'], results['peak_gflops']))
     if 'data_loader' in results:
         print(f'data loader: {results["data_loader"]}')
+    for kind, rate in results.get('data_loaders', {}).items():
+        print(f'data loader, {kind}: {rate}')
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

@@ -311,3 +311,76 @@ def test_a_16bit_colour_png_is_not_read_as_8_bits(tmp_path):
     with pytest.raises(UserError, match='is a 16-bit colour PNG, which Pillow reads as 8 bits. Save it as a 16-bit '
                                         'TIFF'):
         arrays.read_array(str(path))
+
+
+# Everything else works with such data.
+
+def train_rank(rank, world_size, argv, dump_dir):
+    """One rank of a torchrun-like run: train.py, then its configuration's mappings and its G saved for the test."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), GLOO_SOCKET_IFNAME='lo')
+    torch.set_num_threads(1)
+    import train
+    model = train.main([str(arg) for arg in argv])
+    torch.save({'mappings': [model.opt.mapping_A, model.opt.mapping_B], 'G': model.netG.module.state_dict()
+                if hasattr(model.netG, 'module') else model.netG.state_dict()}, os.path.join(dump_dir, f'{rank}.pt'))
+
+
+def test_every_rank_measures_the_same_ranges_and_trains_the_same_weights(tmp_path):
+    make_pairs(tmp_path / 'data', 'float32_2', phases=('train',), count=4)
+    argv = ['--dataroot', tmp_path / 'data', '--name', 'ddp', '--checkpoints_dir', tmp_path / 'checkpoints',
+            *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0, '--dist_url', f'file://{tmp_path}/meet']
+    torch.multiprocessing.spawn(train_rank, args=(2, argv, str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f'{rank}.pt', weights_only=True) for rank in range(2)]
+    alone = train_options(tmp_path / 'data')
+    assert ranks[0]['mappings'] == ranks[1]['mappings'] == [alone.mapping_A, alone.mapping_B]
+    assert all(torch.equal(ranks[0]['G'][k], ranks[1]['G'][k]) for k in ranks[0]['G'])
+
+
+def test_a_resumed_run_on_16bit_data_ends_with_the_same_weights(runner, tmp_path):
+    make_pairs(tmp_path / 'data', 'uint16_1', phases=('train',), count=3)
+    for name, stops in (('straight', [2]), ('resumed', [1, 2])):
+        for i, epochs in enumerate(stops):
+            runner.run('train.py', '--dataroot', tmp_path / 'data', '--name', name, '--checkpoints_dir', tmp_path,
+                       *TINY_NET, '--seed', 3, '--n_epochs', epochs, '--n_epochs_decay', 0,
+                       *(['--continue_train'] if i else []))
+    straight, resumed = (torch.load(tmp_path / name / 'latest_net_G.pth', weights_only=True)
+                         for name in ('straight', 'resumed'))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_amp_the_weight_average_and_the_best_checkpoint_on_float_data(runner, tmp_path):
+    written = make_pairs(tmp_path / 'data', 'float32_2', phases=('train', 'val', 'test'), count=2)
+    runner.run('train.py', '--dataroot', tmp_path / 'data', '--name', 'run', '--checkpoints_dir', tmp_path,
+               *TINY_NET, '--n_epochs', 2, '--n_epochs_decay', 0, '--amp', 'bf16', '--ema_decay', 0.5,
+               '--val_freq', 1)
+    assert (tmp_path / 'run' / 'best_net_G.pth').exists() and (tmp_path / 'run' / 'best_net_G_ema.pth').exists()
+    for suffix in ('', '_ema'):
+        runner.run('test.py', '--dataroot', tmp_path / 'data', '--name', 'run', '--checkpoints_dir', tmp_path,
+                   '--results_dir', tmp_path / f'results{suffix}', '--epoch', 'best', '--model_suffix', suffix,
+                   '--num_threads', 0)
+        images = tmp_path / f'results{suffix}' / 'run' / 'test_best' / 'images'
+        fake = arrays.read_array(str(images / '000_fake_B.tif'))
+        assert fake.dtype == np.float32 and fake.shape == (SIZE, SIZE, 2)
+        assert np.array_equal(arrays.read_array(str(images / '000_real_B.tif')), written['test'][0][1])
+
+
+def test_test_py_on_one_file_writes_its_type(runner, tmp_path):
+    written = make_pairs(tmp_path / 'data', 'uint16_1', count=1)
+    runner.run('train.py', '--dataroot', tmp_path / 'data', '--name', 'one', '--checkpoints_dir', tmp_path,
+               *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0)
+    runner.run('test.py', '--dataroot', tmp_path / 'data' / 'testA' / '000.png', '--name', 'one',
+               '--checkpoints_dir', tmp_path, '--results_dir', tmp_path / 'results', '--preprocess', 'none',
+               '--num_threads', 0)
+    images = tmp_path / 'results' / 'one' / 'test_latest' / 'images'
+    assert np.array_equal(arrays.read_array(str(images / '000_real.png')), written['test'][0][0])
+    fake = arrays.read_array(str(images / '000_fake.png'))
+    assert fake.dtype == np.uint16 and fake.shape == (SIZE, SIZE, 1)
+
+
+def test_a_and_b_of_different_sizes(tmp_path):
+    make_pairs(tmp_path, 'float32_2', phases=('train',))
+    write(str(tmp_path / 'trainB' / '001.tif'), np.zeros((SIZE, SIZE + 2, 2), np.float32))
+    with pytest.raises(UserError) as error:
+        train_options(tmp_path)
+    assert error.value.message == (f'{tmp_path}/trainA/001.tif is 32x32 but its partner {tmp_path}/trainB/001.tif is '
+                                   f'34x32: A and B of a pair must be the same size. Resize one of them to the other.')
