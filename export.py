@@ -5,14 +5,16 @@
     python export.py --name NAME --epoch 200 --model_suffix _ema --export_dir exports/
 
 Writes <epoch>_net_G<model_suffix>.onnx, .pt2 and .json to --export_dir (default: beside the checkpoints).
-The JSON (also inside both files) says how to feed them: channels, value ranges, the size rule, the
-direction and the test mode (models/export.py). Needs the optional packages: pip install onnx onnxscript
-onnxruntime. Then ONNX Runtime and PyTorch are timed on one image and their outputs compared.
+The JSON (also inside both files) says how to feed them: channels, how the data's values map to the
+network's [-1, 1] and back (the training's value mappings), the size rule, the direction and the test mode
+(models/export.py). Needs the optional packages: pip install onnx onnxscript onnxruntime. Then ONNX Runtime
+and PyTorch are timed on one image and their outputs compared.
 """
 import json
 import os
 
 import models
+from data import visual_mappings
 from models import checkpoint, export, networks
 from models.checkpoint import file_prefix
 from options.export_options import ExportOptions
@@ -33,10 +35,15 @@ def main(argv=None):
     saved = checkpoint.read_architecture(opt) or {}  # what the experiment was trained as
     arch = dict(input_nc=opt.input_nc, output_nc=opt.output_nc, netG=opt.netG,
                 n_downsample_global=opt.n_downsample_global, n_local_enhancers=opt.n_local_enhancers,
-                model=saved.get('model', opt.model), direction=saved.get('direction', opt.direction))
+                model=saved.get('model', opt.model), direction=opt.direction)
+    # How the data's values map to the network's, as test.py maps them: the training's (or, for a reference
+    # checkpoint, 8-bit pictures').
+    roles = model.visual_roles
+    visuals = visual_mappings(opt, model.visual_names, roles['input'])
+    mappings = {role: visuals[roles[role]] for role in ('input', 'output')}
     stem = os.path.join(export_dir, f'{file_prefix(opt)}_net_G{opt.model_suffix}')
     description = export.describe(arch, mode, {'onnx': os.path.basename(stem + '.onnx'),
-                                               'pt2': os.path.basename(stem + '.pt2')})
+                                               'pt2': os.path.basename(stem + '.pt2')}, mappings)
 
     print(f'exporting {opt.netG} in the {mode} test mode: {export.MODES[mode]}')
     multiple, smallest = export.size_rule(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)

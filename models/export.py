@@ -1,9 +1,10 @@
 """A trained generator as files that run without this project: ONNX (for ONNX Runtime) and a torch.export
 program (.pt2), each with a description of how to feed it (also written beside them as JSON by export.py).
 
-Both take a float32 batch (N, C, H, W) in [-1, 1] and return (N, C_out, H, W) in [-1, 1]. N is free (each
-image is computed on its own); H and W are free within the generator's size rule (size_rule). The test
-mode is fixed when exporting:
+Both take a float32 batch (N, C, H, W) in [-1, 1] and return (N, C_out, H, W) in [-1, 1]; the description
+holds the value mappings that take the data's values (8-bit pixels, 16-bit depths, float bands) there and back,
+as test.py applies them. N is free (each image is computed on its own); H and W are free within the
+generator's size rule (size_rule). The test mode is fixed when exporting:
     eval    BatchNorm's running statistics, no dropout: test.py --eval, exactly.
     paper   BatchNorm takes each image's own statistics, as test.py does by default (the paper's mode), and
             dropout is off, so that the output is deterministic: test.py without --eval, exactly, when the
@@ -52,19 +53,20 @@ def size_rule(netG, n_downsample_global, n_local_enhancers):
     return multiple, multiple if netG.startswith('unet_') else 2 * multiple
 
 
-def describe(arch, mode, files):
+def describe(arch, mode, files, mappings):
     """What a user of the exported files needs to know, as JSON values. arch: the generator's options
-    (input_nc, output_nc, netG, n_downsample_global, n_local_enhancers, model, direction)."""
+    (input_nc, output_nc, netG, n_downsample_global, n_local_enhancers, model, direction); mappings: the
+    ValueMapping of its input and of its output ({'input': ..., 'output': ...}), how the data's values map to
+    the network's (the colorization model's Lab encoding is its own, so its sides have none)."""
     multiple, smallest = size_rule(arch['netG'], arch['n_downsample_global'], arch['n_local_enhancers'])
-    colorization = arch['model'] == 'colorization'
-    channels = {1: 'grayscale', 3: 'RGB'}
+    if arch['model'] == 'colorization':
+        sides = {'input': {'meaning': 'L of CIE Lab, as L / 50 - 1', 'mapping': None},
+                 'output': {'meaning': 'a and b of CIE Lab, as ab / 110', 'mapping': None}}
+    else:
+        sides = {role: describe_mapping(role, mappings[role]) for role in ('input', 'output')}
     return {
-        'input': {'name': INPUT_NAME, 'channels': arch['input_nc'], 'range': [-1, 1],
-                  'meaning': 'L of CIE Lab, as L / 50 - 1' if colorization else
-                  f'{channels.get(arch["input_nc"], "image")}, as pixel / 127.5 - 1'},
-        'output': {'name': OUTPUT_NAME, 'channels': arch['output_nc'], 'range': [-1, 1],
-                   'meaning': 'a and b of CIE Lab, as ab / 110' if colorization else
-                   f'{channels.get(arch["output_nc"], "image")}, pixel = (output + 1) * 127.5'},
+        'input': {'name': INPUT_NAME, 'channels': arch['input_nc'], 'range': [-1, 1], **sides['input']},
+        'output': {'name': OUTPUT_NAME, 'channels': arch['output_nc'], 'range': [-1, 1], **sides['output']},
         'layout': 'float32 (batch, channels, height, width); any batch size, each image computed on its own',
         'size_rule': {'multiple': multiple, 'smallest': smallest, 'largest': LARGEST_SIDE,
                       'text': f'height and width: multiples of {multiple}, from {smallest} to {LARGEST_SIDE}'},
@@ -75,6 +77,31 @@ def describe(arch, mode, files):
         'model': arch['model'],
         'files': files,
     }
+
+
+def describe_mapping(role, mapping):
+    """The keys of one side (input or output) that say how its values in the data's units map to the network's:
+    a short 'meaning', the 'mapping' (util.value_mapping's dict: the data's type, each channel's [low, high],
+    how they were chosen) and the formula that applies it, test.py's arithmetic (ValueMapping's)."""
+    kind = {1: 'grayscale', 3: 'RGB'}.get(mapping.channels, f'{mapping.channels} channels')
+    if role == 'input':
+        # The reference's wording for its 8-bit pictures, which the mapping 0..255 reproduces exactly.
+        return {'meaning': f'{kind}, as pixel / 127.5 - 1' if mapping.is_8bit_full() else
+                           f'{kind} {mapping.dtype} values, each channel mapped from [low, high] to [-1, 1]',
+                'mapping': mapping.to_dict(),
+                'to_network': 'per channel c, with [low, high] = mapping.ranges[c]: input = (value - low) / '
+                              '((high - low) / 2) - 1, in float32, not clipped'}
+    precision = 'float32' if mapping.dtype == 'uint8' else 'float64'  # ValueMapping.to_units's
+    if np.dtype(mapping.dtype).kind in 'iu':
+        info = np.iinfo(mapping.dtype)
+        stored = f'then clipped to {info.min}..{info.max} and rounded to the nearest integer ({mapping.dtype})'
+    else:
+        stored = f'then stored as {mapping.dtype}'
+    return {'meaning': f'{kind}, pixel = (output + 1) * 127.5' if mapping.is_8bit_full() else
+                       f'{kind} {mapping.dtype} values, each channel mapped from [-1, 1] to [low, high]',
+            'mapping': mapping.to_dict(),
+            'to_units': f'per channel c, with [low, high] = mapping.ranges[c]: value = (output + 1) / 2 * '
+                        f'(high - low) + low, in {precision}, {stored}'}
 
 
 def export_program(net, channels, rule):

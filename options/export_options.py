@@ -1,3 +1,6 @@
+import sys
+
+from models.checkpoint import read_architecture
 from options.test_options import TestOptions
 from util.errors import UserError
 from util.plugins import option_group
@@ -16,6 +19,15 @@ class ExportOptions(TestOptions):
     reads_data = False
     flags = FLAGS
     settings = dict(device='cpu')  # the files then hold CPU tensors, which every machine loads
+
+    def parse(self, argv=None, settings=None):
+        """As TestOptions.parse, in the direction the checkpoint was trained in (its architecture.json; the
+        default for a reference checkpoint): it says which side's value mapping the generator's input takes."""
+        argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+        settings = settings or {}
+        parsed, _ = self.parser(argv, {**self.settings, **settings}).parse_known_args(argv)
+        saved = read_architecture(parsed) or {}
+        return super().parse(argv, {'direction': saved['direction'], **settings} if 'direction' in saved else settings)
 
     def initialize(self, parser):
         parser = super().initialize(parser)

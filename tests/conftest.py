@@ -17,13 +17,14 @@ def runner(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def train_tiny(runner, tmp_path_factory):
-    """train_tiny(*args, name='tiny', count=4): `count` generated 32-pixel pairs in data/train and data/test,
-    and a finished TINY_NET training run on them with the extra train.py args. Returns data, checkpoints
-    (the --checkpoints_dir) and folder (checkpoints/NAME)."""
-    def train(*args, name='tiny', count=4):
+    """train_tiny(*args, name='tiny', count=4, make=make_aligned_pairs): `count` generated 32-pixel pairs in
+    data/train and data/test (or as `make`, a function of tests/tiny_data.py, lays them out), and a finished
+    TINY_NET training run on them with the extra train.py args. Returns data, checkpoints (the
+    --checkpoints_dir) and folder (checkpoints/NAME)."""
+    def train(*args, name='tiny', count=4, make=make_aligned_pairs):
         root = tmp_path_factory.mktemp(name)
         data = root / 'data'
-        make_aligned_pairs(str(data), count=count, size=32)
+        make(str(data), count=count, size=32)
         checkpoints = root / 'checkpoints'
         runner.run('train.py', '--dataroot', data, '--name', name, '--checkpoints_dir', checkpoints,
                    *TINY_NET, *args)

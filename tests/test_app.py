@@ -1,6 +1,7 @@
 """app.py, the local web demo, driven in headless Chromium as a user drives it: pick an experiment, upload an image,
-read the output back from the page and compare it with test.py --eval; bad uploads get a message in the page and
-the server stays up; neither the page nor the server reaches beyond 127.0.0.1."""
+read the output back from the page and compare it with test.py --eval; a 16-bit PNG or a TIFF uploaded to a model of
+16-bit data gives a download of test.py's 16-bit values; bad uploads get a message in the page and the server stays
+up; neither the page nor the server reaches beyond 127.0.0.1."""
 import base64
 import io
 import json
@@ -18,7 +19,8 @@ from tests import browser
 from tests.isolation import sitecustomize_without
 from tests.scripts import REPO, run
 from tests.servers import Process, free_port
-from tests.tiny_data import pair_image
+from tests.tiny_data import make_16bit_pairs, pair_image
+from util.arrays import read_array, write_array
 from util.errors import UserError
 
 # Loaded by the app's interpreter: records (and refuses) every connection or name lookup beyond this machine.
@@ -53,8 +55,16 @@ LIMIT = 64  # --max_image_size
 
 
 @pytest.fixture(scope='module')
-def app(tiny_run, tmp_path_factory):
-    """app.py serving two experiments: tiny, and tiny_flipped whose last layer is negated (output = -tiny's)."""
+def depth_run(train_tiny):
+    """A tiny run on one-channel 16-bit data (tests/tiny_data.make_16bit_pairs), its value mappings measured."""
+    return train_tiny('--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0, name='depth', count=3,
+                      make=make_16bit_pairs)
+
+
+@pytest.fixture(scope='module')
+def app(tiny_run, depth_run, tmp_path_factory):
+    """app.py serving four experiments: tiny, tiny_flipped whose last layer is negated (output = -tiny's), depth
+    (16-bit in, 16-bit out) and depth_float, depth's generator between float32 values of 0..4000."""
     pytest.importorskip('gradio', reason='optional: pip install "gradio>=6"')
     browser.require_chromium()
     root = tmp_path_factory.mktemp('app')
@@ -65,6 +75,12 @@ def app(tiny_run, tmp_path_factory):
     for key in ('model.model.3.weight', 'model.model.3.bias'):  # the outermost up-convolution, before tanh
         weights[key] = -weights[key]
     torch.save(weights, checkpoints / 'tiny_flipped' / 'latest_net_G.pth')
+    shutil.copytree(depth_run.folder, checkpoints / 'depth')
+    shutil.copytree(depth_run.folder, checkpoints / 'depth_float')
+    architecture = json.loads((checkpoints / 'depth_float' / 'architecture.json').read_text())
+    for side in 'AB':
+        architecture[f'mapping_{side}'] = {'type': 'float32', 'ranges': [[0.0, 4000.0]], 'how': 'given'}
+    (checkpoints / 'depth_float' / 'architecture.json').write_text(json.dumps(architecture))
     site = root / 'site'
     site.mkdir()
     (site / 'sitecustomize.py').write_text(OFFLINE)
@@ -102,11 +118,23 @@ def upload(page, path):
     return page.wait_for("document.querySelector('#status [data-testid=markdown]').innerText.trim()")
 
 
+def fetched(page, selector, attribute):
+    """The bytes of the file that the attribute (src, href) of the element names, fetched by the page."""
+    data = page.evaluate(f"""fetch(document.querySelector({json.dumps(selector)}).{attribute})
+        .then(r => r.arrayBuffer())
+        .then(b => {{ let s = ''; new Uint8Array(b).forEach(c => s += String.fromCharCode(c)); return btoa(s); }})""")
+    return base64.b64decode(data)
+
+
 def shown(page, element):
     """The pixels of the image shown in #element, fetched by the page from the server."""
-    data = page.evaluate(f"""fetch(document.querySelector('#{element} img').src).then(r => r.arrayBuffer())
-        .then(b => {{ let s = ''; new Uint8Array(b).forEach(c => s += String.fromCharCode(c)); return btoa(s); }})""")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert('RGB')).astype(int)
+    return np.asarray(Image.open(io.BytesIO(fetched(page, f'#{element} img', 'src'))).convert('RGB')).astype(int)
+
+
+def choose(page, experiment):
+    click(page, 'input[aria-label=Experiment]')
+    page.wait_for(f"!!document.querySelector('li[aria-label={experiment}]')")
+    click(page, f'li[aria-label={experiment}]')
 
 
 def test_the_page_translates_uploads_as_test_py_eval_does(app, runner, tmp_path):
@@ -131,9 +159,7 @@ def test_the_page_translates_uploads_as_test_py_eval_does(app, runner, tmp_path)
         page.screenshot(tmp_path / 'page.png')
 
         # Another experiment: the same upload again through the other generator, whose output is negated.
-        click(page, 'input[aria-label=Experiment]')
-        page.wait_for("!!document.querySelector('li[aria-label=tiny_flipped]')")
-        click(page, 'li[aria-label=tiny_flipped]')
+        choose(page, 'tiny_flipped')
         page.wait_for("document.querySelector('#output a[download]')?.getAttribute('download') === "
                       "'photo_tiny_flipped.png'")
         assert np.abs(shown(page, 'output') - (255 - expected)).max() <= 1
@@ -164,6 +190,88 @@ def test_bad_uploads_get_a_message_and_the_server_stays_up(app, tmp_path):
         assert not page.evaluate("!!document.querySelector('#output img')")
         assert upload(page, tmp_path / 'fine.png').startswith('32x32 pixels:')
         assert page.evaluate("!!document.querySelector('#output img')")
+    assert server.running()
+
+
+def status_says(page, text):
+    page.wait_for(f"document.querySelector('#status [data-testid=markdown]').innerText.includes({json.dumps(text)})")
+
+
+def test_16_bit_and_float_uploads_give_downloads_of_test_py_values(app, runner, depth_run, tmp_path):
+    """A 16-bit PNG, the same values as a TIFF, and float32 values as a TIFF: read without loss, mapped as the
+    training mapped them, and the output, in the type of the data's B side (16-bit, or float32 for depth_float),
+    downloaded as test.py --eval writes it; the page shows test.py's 8-bit picture of it."""
+    server, url, checkpoints, root = app
+    values = read_array(str(depth_run.data / 'testA' / '001.png'))
+    write_array(str(tmp_path / 'depth.png'), values)
+    write_array(str(tmp_path / 'depth_copy.tif'), values)
+    write_array(str(tmp_path / 'float.tif'), values.astype(np.float32) + 0.25)
+    cases = (('depth', 'depth.png', 'depth_depth.png', np.uint16),
+             ('depth', 'depth_copy.tif', 'depth_copy_depth.png', np.uint16),
+             ('depth_float', 'float.tif', 'float_depth_float.tif', np.float32))
+    with browser.Browser() as page:
+        page.open(url)
+        page.wait_for("!!document.querySelector('#upload input[type=file]')")
+        chosen = None
+        for experiment, upload_file, download, dtype in cases:
+            stem = os.path.splitext(upload_file)[0]
+            results = tmp_path / f'results_{stem}'
+            runner.run('test.py', '--dataroot', tmp_path / upload_file, '--name', experiment, '--checkpoints_dir',
+                       checkpoints, '--results_dir', results, '--eval', '--preprocess', 'none')
+            images = results / experiment / 'test_latest' / 'images'
+            expected = read_array(str(next(images.glob(f'{stem}_fake.*'))))
+            if experiment != chosen:
+                choose(page, experiment)
+                if chosen:  # which translates the last upload again: here a 16-bit one, which depth_float refuses
+                    status_says(page, f'{experiment} translates')
+                chosen = experiment
+            status = upload(page, tmp_path / upload_file)
+            assert status.startswith('32x32 pixels:') and status.endswith(
+                f'; {download}, below, holds the output in the data\'s own values'), status
+            page.wait_for(f"document.querySelector('#download a[download]')?.getAttribute('download') === "
+                          f"'{download}'")
+            (tmp_path / download).write_bytes(fetched(page, '#download a[download]', 'href'))
+            got = read_array(str(tmp_path / download))
+            assert got.dtype == expected.dtype == dtype and got.shape == (32, 32, 1)
+            assert (got == expected).all() and expected.max() > 1000  # the data's values, not 8-bit ones
+            assert (shown(page, 'output') == np.asarray(Image.open(images / f'{stem}_fake_preview.png'))).all()
+    assert server.running()
+
+
+def test_bad_uploads_of_other_data_get_a_message(app, tmp_path):
+    """Wrong type or channel count, NaN, an unreadable TIFF: one line naming the file and what to upload."""
+    server, url, checkpoints, root = app
+    Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(tmp_path / 'deep.png')
+    pair_image(str(tmp_path / 'photo.png'), 32, 32)
+    write_array(str(tmp_path / 'bands.tif'), np.full((32, 32, 3), 1000, np.uint16))
+    nan = np.full((32, 32, 1), 1000, np.float32)
+    nan[3, 5] = np.nan
+    write_array(str(tmp_path / 'holes.tif'), nan)
+    write_array(str(tmp_path / 'cut.tif'), np.full((32, 32, 1), 1000, np.uint16))
+    cut = (tmp_path / 'cut.tif').read_bytes()
+    (tmp_path / 'cut.tif').write_bytes(cut[:len(cut) // 2])  # its header whole, its pixels not
+    with browser.Browser() as page:
+        page.open(url)
+        page.wait_for("!!document.querySelector('#upload input[type=file]')")
+        assert upload(page, tmp_path / 'deep.png') == ('Error: deep.png holds uint16 values in 1 channel, but tiny '
+                                                       'translates uint8 images of 3 channels, as it was trained: '
+                                                       'upload such an image')
+        choose(page, 'depth')
+        status_says(page, 'deep_depth.png')  # the last upload again, which depth takes
+        assert upload(page, tmp_path / 'photo.png') == ('Error: photo.png holds uint8 values in 3 channels, but depth '
+                                                        'translates uint16 images of 1 channel, as it was trained: '
+                                                        'upload such an image')
+        status = upload(page, tmp_path / 'cut.tif')
+        assert status.startswith('Error: cannot read image cut.tif: ') and '/' not in status, status
+        assert upload(page, tmp_path / 'bands.tif') == ('Error: bands.tif holds uint16 values in 3 channels, but '
+                                                        'depth translates uint16 images of 1 channel, as it was '
+                                                        'trained: upload such an image')
+        choose(page, 'depth_float')
+        status_says(page, 'depth_float translates')
+        assert upload(page, tmp_path / 'holes.tif') == (
+            'Error: holes.tif holds 1 NaN or infinite values (the first at row 3, column 5, channel 0). Replace them '
+            '(for example with np.nan_to_num) or remove the file.')
+        assert not page.evaluate("!!document.querySelector('#download a[download]')")
     assert server.running()
 
 

@@ -1,11 +1,14 @@
 """export.py: a trained generator as ONNX and as a torch.export program (.pt2). Each file runs in a fresh interpreter
 that has no access to this project and only onnxruntime (ONNX) or only torch (.pt2), and gives test.py's outputs
 for the same checkpoint and images within 1e-4 before 8-bit rounding: at two image sizes, for a U-Net, a ResNet
-and the colorization model, in both test modes."""
+and the colorization model, in both test modes. On 16-bit data, the files' description of the value mappings,
+applied by its formulas alone, turns the data's files into the network's input and its output into test.py's
+16-bit files."""
 import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -20,7 +23,7 @@ from models.export import ONNX_PACKAGES
 from options.export_options import ExportOptions
 from tests.isolation import blocker_source, sitecustomize_without
 from tests.scripts import REPO, run
-from tests.tiny_data import pair_image
+from tests.tiny_data import make_16bit_pairs, pair_image
 from util.errors import UserError
 from util.images import tensor2im
 
@@ -202,9 +205,98 @@ def test_the_description_is_in_the_json_and_in_both_files(exported, case):
     assert result.onnx['input_shape'] == ['batch', channels[0], f'{multiple}*h', f'{multiple}*w']
     if experiment == 'colorization':
         assert 'L / 50 - 1' in description['input']['meaning'] and 'ab / 110' in description['output']['meaning']
+        assert description['input']['mapping'] is None and description['output']['mapping'] is None
+    else:  # 8-bit pictures, as the reference's: 0..255 of each channel to [-1, 1]
+        eight_bit = {'type': 'uint8', 'ranges': [[0.0, 255.0]] * 3, 'how': 'full'}
+        assert description['input']['mapping'] == description['output']['mapping'] == eight_bit
+        assert description['input']['meaning'] == 'RGB, as pixel / 127.5 - 1'
+        assert 'clipped to 0..255 and rounded' in description['output']['to_units']
     # export.py timed the ONNX file against PyTorch on one image and compared their outputs.
     assert timing['size'] == [32, 32]  # --crop_size 32, rounded up to the size rule
     assert timing['onnxruntime_s'] > 0 and timing['pytorch_s'] > 0 and timing['max_difference'] <= 1e-4
+
+
+@pytest.fixture(scope='module')
+def exported_16bit(train_tiny, tmp_path_factory):
+    """A run on one-channel 16-bit data (its value mappings measured: 100..3994 and 355..3945), test.py's outputs
+    of its test pairs (16-bit PNGs) and export.py's files of the same checkpoint."""
+    for package in ONNX_PACKAGES:
+        pytest.importorskip(package, reason=f'optional: pip install {" ".join(ONNX_PACKAGES)}')
+    run_ = train_tiny('--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0, name='depth', count=3,
+                      make=make_16bit_pairs)
+    root = tmp_path_factory.mktemp('export_16bit')
+    common = ['--name', 'depth', '--checkpoints_dir', str(run_.checkpoints)]
+    command('test').main([*common, '--dataroot', str(run_.data), '--results_dir', str(root / 'results'),
+                          '--preprocess', 'none', '--num_threads', '0'])
+    command('export').main([*common, '--export_dir', str(root / 'export'), '--crop_size', '32'])
+    saved = json.loads((run_.folder / 'architecture.json').read_text())
+    return SimpleNamespace(run=run_, saved=saved, folder=root / 'export',
+                           images=root / 'results' / 'depth' / 'test_latest' / 'images')
+
+
+def load_exported(path):
+    """(run: the network's input -> its output, the description inside the file), as a user of the file loads it."""
+    if path.suffix == '.onnx':
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        description = json.loads(session.get_modelmeta().custom_metadata_map['pix2pix'])
+        return (lambda x: session.run(['output'], {'input': x})[0]), description
+    extra = {'pix2pix.json': ''}
+    program = torch.export.load(path, extra_files=extra).module()
+    return (lambda x: program(torch.from_numpy(x)).detach().numpy()), json.loads(extra['pix2pix.json'])
+
+
+def to_network(values, mapping):
+    """An H x W x C array in the data's units as the files' (1, C, H, W) input, by the description's formula:
+    (value - low) / ((high - low) / 2) - 1, in float32."""
+    low = np.float32([low for low, _ in mapping['ranges']])
+    half = np.float32([(high - low) / 2 for low, high in mapping['ranges']])
+    return ((values.astype(np.float32) - low) / half - 1).transpose(2, 0, 1)[None]
+
+
+def to_units(output, mapping):
+    """The files' (1, C, H, W) output in the data's units, H x W x C: (output + 1) / 2 * (high - low) + low."""
+    low = np.float64([low for low, _ in mapping['ranges']])
+    width = np.float64([high - low for low, high in mapping['ranges']])
+    return (output[0].transpose(1, 2, 0).astype(np.float64) + 1) / 2 * width + low
+
+
+@pytest.mark.parametrize('kind', ['onnx', 'pt2'])
+def test_with_the_described_mapping_the_exported_file_gives_test_py_16_bit_files(exported_16bit, kind):
+    run_file, description = load_exported(exported_16bit.folder / f'latest_net_G.{kind}')
+    assert description == {k: v for k, v in json.loads((exported_16bit.folder / 'latest_net_G.json').read_text())
+                           .items() if k != 'time_per_image'}
+    assert description['input']['mapping'] == exported_16bit.saved['mapping_A']
+    assert description['output']['mapping'] == exported_16bit.saved['mapping_B']
+    assert description['input']['mapping']['how'] == 'measured' and description['input']['channels'] == 1
+    assert description['output']['channels'] == 1
+    assert 'clipped to 0..65535 and rounded to the nearest integer (uint16)' in description['output']['to_units']
+    for stem in ('000', '001', '002'):
+        values = np.asarray(Image.open(exported_16bit.run.data / 'testA' / f'{stem}.png'))[:, :, None]
+        written = np.asarray(Image.open(exported_16bit.images / f'{stem}_fake_B.png'))[:, :, None]
+        assert values.dtype == written.dtype == np.uint16 and written.max() > 1000  # 16-bit values, not 8-bit's
+        units = to_units(run_file(to_network(values, description['input']['mapping'])),
+                         description['output']['mapping'])
+        ours = np.clip(np.round(units), 0, 65535).astype(np.uint16)
+        # ONNX Runtime's arithmetic differs from PyTorch's in the last bits of float32 (about 1e-3 of a level
+        # here), which can move a value across a rounding boundary only within a hair of it: off by one there.
+        near_half = np.abs(units - np.floor(units) - 0.5) < 0.01
+        assert (ours == written)[~near_half].all()
+        assert np.abs(ours.astype(int) - written)[near_half].max(initial=0) <= 1
+
+
+def test_a_checkpoint_trained_b_to_a_takes_b_s_mapping_for_its_input(exported_16bit, tmp_path):
+    """The direction saved with the checkpoint (export.py has no --direction) says which side is the input."""
+    folder = tmp_path / 'checkpoints' / 'depth'
+    shutil.copytree(exported_16bit.run.folder, folder)
+    saved = {**exported_16bit.saved, 'direction': 'BtoA'}
+    (folder / 'architecture.json').write_text(json.dumps(saved))
+    command('export').main(['--name', 'depth', '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--export_dir',
+                            str(tmp_path / 'out'), '--crop_size', '32'])
+    description = json.loads((tmp_path / 'out' / 'latest_net_G.json').read_text())
+    assert description['direction'] == 'BtoA'
+    assert description['input']['mapping'] == saved['mapping_B'] != saved['mapping_A']
+    assert description['output']['mapping'] == saved['mapping_A']
 
 
 def test_colorization_of_one_image_file(exported, tmp_path):

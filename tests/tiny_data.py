@@ -80,3 +80,21 @@ def make_palette_pairs(root, palette=FACADES_PALETTE, count=4, size=64, quality=
             truths[phase].append(layout[1::2, 1::2])
         truths[phase] = np.stack(truths[phase])
     return truths
+
+
+def make_16bit_pairs(root, count=3, size=32, phases=('train', 'test'), seed=0):
+    """root/<phase>A and <phase>B/NNN.png: one-channel 16-bit PNGs, A of values in 100..4000 (a depth map in
+    millimetres, say) and B a smooth function of it, so that the value mappings are measured and far from
+    8-bit's. Returns root."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for phase in phases:
+        for side in 'AB':
+            os.makedirs(os.path.join(root, phase + side), exist_ok=True)
+        for i in range(count):
+            A = 100 + 3900 * (0.5 + 0.5 * np.sin(6 * xx + rng.uniform(0, 6)) * np.cos(5 * yy + rng.uniform(0, 6)))
+            A = np.round(A + rng.normal(0, 30, A.shape)).clip(100, 4000)
+            B = np.round(4100 - 0.9 * A - 200 * yy)
+            for side, values in (('A', A), ('B', B)):
+                Image.fromarray(values.astype(np.uint16)).save(os.path.join(root, phase + side, f'{i:03d}.png'))
+    return root

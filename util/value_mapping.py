@@ -56,7 +56,10 @@ class ValueMapping:
         as util.images.tensor2im computes it ((y + 1) / 2 * 255), so that 8-bit files are as before."""
         precision = torch.float32 if self.dtype == 'uint8' else torch.float64
         values = values.detach().to('cpu', precision)
-        low, width = self.low.to(precision), 2 * self.half.to(precision)
+        # From the ranges themselves rather than their float32 copies, so that a measured range's low and width
+        # are exact: the formula export.py's description states, (y + 1) / 2 * (high - low) + low.
+        low = torch.tensor([low for low, _ in self.ranges], dtype=precision).view(-1, 1, 1)
+        width = torch.tensor([high - low for low, high in self.ranges], dtype=precision).view(-1, 1, 1)
         if self.dtype == 'uint8':
             values = values.clamp(-1, 1)
         return (values + 1) / 2 * width + low
