@@ -5,6 +5,7 @@ tifffile (the library scientific imaging uses: GDAL, ImageJ and microscopes writ
 arrays (H x W or H x W x C) with pickles refused. Nothing is scaled or rounded: a 16-bit file gives uint16, a
 float TIFF float32, 13 bands 13 channels. Arrays are H x W x C.
 """
+import io
 import os
 
 import numpy as np
@@ -145,9 +146,10 @@ def write_array(path, array):
     elif lower.endswith(TIFF_EXTENSIONS):
         import tifffile
         photometric = 'rgb' if array.shape[2] == 3 and array.dtype == np.uint8 else 'minisblack'
-        atomic_write(path, lambda f: tifffile.imwrite(f, array if array.shape[2] > 1 else array[:, :, 0],
-                                                      photometric=photometric, planarconfig='contig'),
-                     durable=False)
+        tiff = io.BytesIO()  # tifffile takes no file object without a name, and os.fdopen's is named by a number
+        tifffile.imwrite(tiff, array if array.shape[2] > 1 else array[:, :, 0], photometric=photometric,
+                         planarconfig='contig')
+        atomic_write(path, lambda f: f.write(tiff.getbuffer()), durable=False)
     else:
         image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.
