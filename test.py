@@ -7,9 +7,9 @@
 Results go to results_dir/name/<phase>_<epoch>/: images/*.png and index.html. Every image is
 processed unless --num_test caps it. Architecture options come from the checkpoint's folder.
 When the model has targets (pix2pix on aligned data, colorization), each output is scored against its
-target (L1, PSNR, SSIM; FID and KID with --fid_weights; with --segmenter, the semantic score against the
-input label maps) into metrics.json and metrics.csv, the means head the gallery, and --sort_by_metric
-lists the worst images first.
+target (L1, PSNR, SSIM, and for data other than 8-bit pictures the MAE, all in the data's units; FID and KID
+with --fid_weights; with --segmenter, the semantic score against the input label maps) into metrics.json and
+metrics.csv, the means head the gallery, and --sort_by_metric lists the worst images first.
 """
 import os
 
@@ -37,14 +37,16 @@ def main(argv=None):
     print(f'The number of test images = {len(loader.dataset)} ({loader.num_workers} loader worker processes)')
     model = models.create_model(opt)
     model.setup(opt)  # loads the generator and puts it in its test mode: the paper's, or --eval's
+    mappings = visual_mappings(opt, model.visual_names, model.visual_roles['input'])
+    pictured = parse_channels(opt.preview_channels)
     evaluation = Evaluation(model.visual_roles, opt.sort_by_metric, opt.fid_weights, opt.device, segmenter,
-                            model.translates_label_maps)
+                            model.translates_label_maps, mappings, pictured)
 
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{file_prefix(opt)}')
     webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')
     total = min(opt.num_test, len(loader.dataset))
     webpage.add_table(html.gallery_summary(opt, file_prefix(opt), total))
-    rows = translate(model, loader, evaluation, webpage, opt, total)
+    rows = translate(model, loader, evaluation, webpage, opt, total, mappings, pictured)
     if evaluation.scores:
         means = evaluation.finish(web_dir)  # metrics.json and metrics.csv
         webpage.add_text(means)
@@ -57,14 +59,13 @@ def main(argv=None):
     print(f'processed {len(rows)} images; gallery at {os.path.join(web_dir, "index.html")}')
 
 
-def translate(model, loader, evaluation, webpage, opt, total):
+def translate(model, loader, evaluation, webpage, opt, total, mappings, preview_channels):
     """Run the generator over the first `total` images, save every visual in the data's units and type (with a
-    picture of it where the file is not one) and score the outputs. Returns the gallery's rows (header, picture
-    names, labels, file names), added at the end so they can be sorted."""
+    picture of it where the file is not one: preview_channels, of mappings {visual: ValueMapping}) and score the
+    outputs. Returns the gallery's rows (header, picture names, labels, file names), added at the end so they
+    can be sorted."""
     rows = []
     roles = model.visual_roles
-    mappings = visual_mappings(opt, model.visual_names, roles['input'])
-    preview_channels = parse_channels(opt.preview_channels)
     for data in progress_bar(loader, desc='test', total=-(-total // opt.batch_size)):
         if len(rows) >= total:  # here rather than after the last batch, so that the bar counts that batch
             break
@@ -73,8 +74,10 @@ def translate(model, loader, evaluation, webpage, opt, total):
         visuals = model.get_current_visuals()
         # Real images are written from the values read, so that a file's values come back bit for bit.
         units = {roles[role]: data[f'{role}_units'] for role in ('input', 'target') if f'{role}_units' in data}
-        for b, path in enumerate(model.get_image_paths()[:total - len(rows)]):
-            stem = os.path.splitext(os.path.relpath(path, loader.dataset.image_dir))[0].replace(os.sep, '_')
+        stems = [os.path.splitext(os.path.relpath(path, loader.dataset.image_dir))[0].replace(os.sep, '_')
+                 for path in model.get_image_paths()[:total - len(rows)]]
+        scores = evaluation.add_batch(stems, visuals, data) if evaluation.enabled else None
+        for b, stem in enumerate(stems):
             pictures, files = [], []
             for label, image in visuals.items():
                 picture, file = save_visual(image[b], mappings[label], webpage.get_image_dir(), f'{stem}_{label}',
@@ -82,11 +85,7 @@ def translate(model, loader, evaluation, webpage, opt, total):
                                             preview_channels)
                 pictures.append(picture)
                 files.append(file)
-            if evaluation.enabled:
-                images = {label: mappings[label].preview(image[b], preview_channels) for label, image in visuals.items()}
-                header = f'{stem}: {format_scores(evaluation.add(stem, images))}'
-            else:
-                header = stem
+            header = f'{stem}: {format_scores(scores[b])}' if scores else stem
             rows.append((header, pictures, list(visuals), files))
     return rows
 

@@ -48,8 +48,8 @@ def create_dataloader(opt, shuffle, rank=0, world_size=1, keep_workers=True):
 def create_validation_loader(opt):
     """For train.py --val_freq: a loader over the split --val_phase of DATAROOT (default: val if it exists, else
     test; DATAROOT/SPLIT, or DATAROOT/SPLITA and SPLITB), its first --val_max images in sorted order, prepared
-    as test.py prepares them: in order, no flip, and load_size = crop_size (test.py's default). None without
-    --val_freq."""
+    as test.py prepares them: in order, no flip, load_size = crop_size (test.py's default), with the real images'
+    values in the data's units. None without --val_freq."""
     if not opt.val_freq:
         return None
     phase = opt.val_phase or ('val' if has_split(opt.dataroot, 'val') else 'test')
@@ -59,9 +59,11 @@ def create_validation_loader(opt):
                                        f'or testA/ and testB/) in {opt.dataroot} to validate on')
         raise UserError(f'{named}. Put held-out pairs there (laid out as {opt.phase}\'s), name another split of '
                         f'DATAROOT with --val_phase, or drop --val_freq.')
-    # Images of different sizes (--preprocess none) cannot share a batch.
+    # Images of different sizes (--preprocess none) cannot share a batch. Not training data: its batches hold the
+    # real images' values in the data's units too, which the scores compare outputs with, as test.py's do.
     val_opt = opt.derive(phase=phase, max_dataset_size=opt.val_max, load_size=opt.crop_size, no_flip=True,
-                         serial_batches=True, batch_size=1 if opt.preprocess == 'none' else opt.batch_size)
+                         serial_batches=True, batch_size=1 if opt.preprocess == 'none' else opt.batch_size,
+                         is_train=False)
     # Its workers end with each validation rather than idle, holding memory, between validations.
     return create_dataloader(val_opt, shuffle=False, keep_workers=False)
 

@@ -4,7 +4,8 @@ average (--ema_decay) are scored on held-out images with test.py's scores, and t
 Each validation
   - runs the generators as test.py does by default, in the paper's test mode (BaseModel.testing_with), and
     scores their outputs with test.py's Evaluation (util/evaluation/scores.py): L1, PSNR and SSIM on the
-    8-bit images test.py would save;
+    8-bit images test.py would save, or for other data (16-bit, float, given or measured ranges) the scores in
+    the data's units against the targets' values as read;
   - appends a line to checkpoints/NAME/val_log.jsonl; train.py passes the same record to the displays (the
     web page's charts, visdom, TensorBoard);
   - saves a generator whose --val_metric beats its best so far as best_net_G.pth (best_net_G_ema.pth), in
@@ -24,6 +25,7 @@ import time
 
 from torch.utils.data import default_collate
 
+from data import visual_mappings
 from training.random_states import side_stream
 from util.display.loss_plot import VALIDATION_LOG
 from util.display.visualizer import progress_bar
@@ -33,7 +35,7 @@ from util.evaluation import metrics
 from util.evaluation.scores import Evaluation, format_scores, is_better
 from util.evaluation.semantic import SCORES, SemanticScore
 from util.files import atomic_write_text
-from util.images import tensor2im
+from util.value_mapping import parse_channels
 
 
 class Validation:
@@ -57,7 +59,9 @@ class Validation:
 
     def evaluation(self, model):
         """test.py's Evaluation of the model's outputs."""
-        return Evaluation(model.visual_roles, segmenter=self.segmenter, label_maps=model.translates_label_maps)
+        return Evaluation(model.visual_roles, segmenter=self.segmenter, label_maps=model.translates_label_maps,
+                          mappings=visual_mappings(self.opt, model.visual_names, model.visual_roles['input']),
+                          preview_channels=parse_channels(self.opt.preview_channels))
 
     def check_palette(self, model):
         """Refuse a segmenter made for other label maps now, on the first validation image's, rather than at
@@ -108,9 +112,7 @@ class Validation:
             for data in progress_bar(self.loader, desc=f'validating {name}', leave=False):
                 model.set_input(data)
                 model.test()
-                visuals = model.get_current_visuals()
-                for b, path in enumerate(model.get_image_paths()):
-                    evaluation.add(path, {label: tensor2im(image[b]) for label, image in visuals.items()})
+                evaluation.add_batch(model.get_image_paths(), model.get_current_visuals(), data)
         semantic = evaluation.semantic.result()['output'] if evaluation.semantic is not None else {}
         return {**evaluation.summary(), **{k: semantic[k] for k in SCORES if k in semantic}}
 

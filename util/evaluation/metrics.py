@@ -1,7 +1,8 @@
 """Full-reference image quality metrics: L1, PSNR and SSIM.
 
-All functions take two uint8 arrays of the same shape, HxWx3 (RGB) or HxW
-(grayscale).
+l1, psnr, ssim and score_pair take two uint8 arrays of the same shape, HxWx3
+(RGB) or HxW (grayscale), on the 8-bit scale; score_in_units takes the data's
+own values (16-bit, float, any channel count) with the range of each channel.
 
 PSNR of identical images is float('inf'). JSON cannot hold it, so `summarize`
 averages PSNR over finite values only, and `json_safe` turns any non-finite
@@ -69,38 +70,92 @@ def ssim(a, b):
     within 1e-5 (1e-6 or less from 256x256 up).
     """
     a, b = _check_pair(a, b)
-    size = 2 * SSIM_RADIUS + 1
-    if a.shape[0] < size or a.shape[1] < size:
-        raise ValueError(f"SSIM needs images of at least {size}x{size}, got {a.shape}")
-    # Channels first: (2, C, H, W).
-    images = torch.from_numpy(np.stack([a, b]).reshape(2, a.shape[0], a.shape[1], -1)).permute(0, 3, 1, 2).float()
-    channels = images.shape[1]
     # The window sums run as float32 convolutions, 2.5x faster than float64 in numpy. Second moments are
-    # taken around 128, where squares stay below 2**14, so float32 moves the result by 1e-5 at most; the
-    # SSIM formula itself is evaluated in float64.
-    centred = images - 128
+    # taken around 128, where squares stay below 2**14, so float32 moves the result by 1e-5 at most.
+    images = torch.from_numpy(np.stack([a, b]).reshape(2, a.shape[0], a.shape[1], -1)).permute(0, 3, 1, 2).float()
+    return float(_ssim_per_channel(images, [DATA_RANGE], [128.0]).mean())
+
+
+def _ssim_per_channel(images, data_range, centre):
+    """The mean SSIM of each channel of images[0] against images[1] ((2, C, H, W)): a tensor of C values.
+    data_range: the L of the constants, and centre: where the second moments are taken, one for all channels
+    or one per channel. The window sums run in images' type; the SSIM formula itself in float64. Its mean over
+    channels is scikit-image's multichannel SSIM (a mean per channel first, then over channels)."""
+    size = 2 * SSIM_RADIUS + 1
+    if images.shape[2] < size or images.shape[3] < size:
+        raise ValueError(f"SSIM needs images of at least {size}x{size}, got {tuple(images.shape[2:])}")
+    channels = images.shape[1]
+    data_range, centre = (torch.tensor(v, dtype=torch.float64).view(-1, 1, 1) for v in (data_range, centre))
+    centred = images - centre.to(images.dtype)
     maps = torch.cat([images.reshape(2 * channels, *images.shape[2:]),
                       centred[0] * centred[0], centred[1] * centred[1], centred[0] * centred[1]])[None]
-    window = _gaussian_window()
+    window = _gaussian_window().to(images.dtype)
     groups = maps.shape[1]
     maps = F.conv2d(maps, window.view(1, 1, size, 1).expand(groups, 1, size, 1), groups=groups)
     maps = F.conv2d(maps, window.view(1, 1, 1, size).expand(groups, 1, 1, size), groups=groups)
     mu_a, mu_b, aa, bb, ab = maps[0].double().split(channels)
-    var_a = aa - (mu_a - 128) ** 2
-    var_b = bb - (mu_b - 128) ** 2
-    cov = ab - (mu_a - 128) * (mu_b - 128)
-    c1 = (SSIM_K1 * DATA_RANGE) ** 2
-    c2 = (SSIM_K2 * DATA_RANGE) ** 2
+    var_a = aa - (mu_a - centre) ** 2
+    var_b = bb - (mu_b - centre) ** 2
+    cov = ab - (mu_a - centre) * (mu_b - centre)
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
         (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     )
-    # Mean per channel first, then over channels, as scikit-image does.
-    return float(ssim_map.mean(dim=(1, 2)).mean())
+    return ssim_map.mean(dim=(1, 2))
 
 
 def score_pair(output, target):
     """All metrics of one output image against its target."""
     return {"l1": l1(output, target), "psnr": psnr(output, target), "ssim": ssim(output, target)}
+
+
+# The scores in the data's units, all channels together; and of each channel where there are several.
+UNIT_METRICS = ("mae", "l1", "psnr", "ssim")
+CHANNEL_METRICS = ("mae", "psnr", "ssim")
+
+
+def names_in_units(channels):
+    """The names of score_in_units's scores of data of that many channels, in its order."""
+    each = tuple(f"{metric}[{c}]" for metric in CHANNEL_METRICS for c in range(channels)) if channels > 1 else ()
+    return UNIT_METRICS + each
+
+
+def score_in_units(output, target, ranges):
+    """All metrics of an output against its target in the data's own units: H x W x C arrays of any numeric type,
+    channel c over its range ranges[c] = (low, high) (a ValueMapping's).
+
+        mae   the mean absolute error in the data's units, over all channels (HU for CT, millimetres for depth)
+        l1    the same on each channel's 0..1 scale of its range, as the 8-bit l1 is on 0..255's
+        psnr  in dB, of the error normalised by each channel's range, pooled over the channels as the 8-bit PSNR
+              pools RGB's (one channel: the usual PSNR with data_range = high - low); inf for identical images
+        ssim  the mean over channels of each one's SSIM with its range as L
+
+    and, with more than one channel, each channel's own as mae[c], psnr[c] and ssim[c] (its channels may hold
+    different things: a depth and a confidence).
+    """
+    output, target = np.asarray(output, np.float64), np.asarray(target, np.float64)
+    if output.shape != target.shape or output.ndim != 3 or output.shape[2] != len(ranges):
+        raise ValueError(f"expected two HxWxC arrays of {len(ranges)} channels, got {output.shape} and {target.shape}")
+    ranges = np.array(ranges, np.float64)
+    low, width = ranges[:, 0], ranges[:, 1] - ranges[:, 0]
+    error = output - target
+    mae = np.abs(error).mean(axis=(0, 1))
+    normalised_mse = (error**2).mean(axis=(0, 1)) / width**2
+    pair = torch.from_numpy(np.stack([output, target])).permute(0, 3, 1, 2)
+    ssims = _ssim_per_channel(pair, width, low + width / 2)
+    scores = {"mae": float(mae.mean()), "l1": float((mae / width).mean()), "psnr": _psnr(normalised_mse.mean()),
+              "ssim": float(ssims.mean())}
+    if len(ranges) > 1:  # each channel's own
+        scores.update({f"mae[{c}]": float(v) for c, v in enumerate(mae)})
+        scores.update({f"psnr[{c}]": _psnr(v) for c, v in enumerate(normalised_mse)})
+        scores.update({f"ssim[{c}]": float(v) for c, v in enumerate(ssims)})
+    return scores
+
+
+def _psnr(normalised_mse):
+    """PSNR in dB of a mean squared error divided by the squared data range; inf for none."""
+    return float("inf") if normalised_mse == 0 else float(-10.0 * np.log10(normalised_mse))
 
 
 def summarize(scores):
