@@ -333,7 +333,8 @@ def test_every_rank_measures_the_same_ranges_and_trains_the_same_weights(tmp_pat
     ranks = [torch.load(tmp_path / f'{rank}.pt', weights_only=True) for rank in range(2)]
     alone = train_options(tmp_path / 'data')
     assert ranks[0]['mappings'] == ranks[1]['mappings'] == [alone.mapping_A, alone.mapping_B]
-    assert all(torch.equal(ranks[0]['G'][k], ranks[1]['G'][k]) for k in ranks[0]['G'])
+    # The weights (BatchNorm's running statistics are each rank's own until DDP broadcasts rank 0's)
+    assert all(torch.equal(ranks[0]['G'][k], ranks[1]['G'][k]) for k in ranks[0]['G'] if 'running' not in k)
 
 
 def test_a_resumed_run_on_16bit_data_ends_with_the_same_weights(runner, tmp_path):
@@ -357,7 +358,7 @@ def test_amp_the_weight_average_and_the_best_checkpoint_on_float_data(runner, tm
     for suffix in ('', '_ema'):
         runner.run('test.py', '--dataroot', tmp_path / 'data', '--name', 'run', '--checkpoints_dir', tmp_path,
                    '--results_dir', tmp_path / f'results{suffix}', '--epoch', 'best', '--model_suffix', suffix,
-                   '--num_threads', 0)
+                   '--preprocess', 'none', '--num_threads', 0)
         images = tmp_path / f'results{suffix}' / 'run' / 'test_best' / 'images'
         fake = arrays.read_array(str(images / '000_fake_B.tif'))
         assert fake.dtype == np.float32 and fake.shape == (SIZE, SIZE, 2)
