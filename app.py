@@ -26,7 +26,7 @@ import models
 from data import find_dataset_class, visual_mappings
 from models.checkpoint import file_prefix, read_architecture
 from options.app_options import AppOptions
-from util.arrays import file_kind, is_array_file
+from util.arrays import file_kind
 from util.errors import UserError
 from util.images import save_visual
 
@@ -164,7 +164,7 @@ class Translator:
         if not hasattr(dataset_class, 'files'):  # a dataset that reads every picture its own way
             return
         dtype, channels = file_kind(path)
-        if (dtype, mapping.dtype) == ('uint8', 'uint8') and mapping.channels in (1, 3) and not is_array_file(path):
+        if (dtype, mapping.dtype) == ('uint8', 'uint8') and mapping.channels in (1, 3):
             if channels == 1 and mapping.channels == 3:
                 raise UserError(f'{file} is a grayscale image, but {name} translates colour (RGB) images: upload '
                                 f'a colour image')

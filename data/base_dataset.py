@@ -72,8 +72,9 @@ class SideReader:
     """Reads the files of one side (A or B) and turns them into the network's values through the side's mapping.
 
     8-bit gray and colour pictures, TIFFs included, take the reference's path (Pillow; --input_nc 1 on colour
-    pictures makes them gray, and 3 on gray ones RGB, as there). Everything else (16-bit, float, other channel counts, TIFF, .npy)
-    is read as an array of its own values, and must be of the type and channel count of the side's first file.
+    pictures makes them gray, and 3 on gray ones RGB, as there). Everything else (16-bit, float, other channel
+    counts, .npy) is read as an array of its own values, and must be of the type and channel count of the
+    side's first file.
     """
 
     def __init__(self, mapping, first_path, opt):

@@ -87,8 +87,10 @@ class BaseOptions:
                            help='the three channels pictures show of data with more than three')
 
         group = option_group(parser, 'networks')
-        group.add_argument('--input_nc', type=int, default=3, help="input channels (default: the data's; 3 RGB, 1 gray)")
-        group.add_argument('--output_nc', type=int, default=3, help="output channels (default: the data's; 3 RGB, 1 gray)")
+        group.add_argument('--input_nc', type=int, default=3,
+                           help="input channels (default: the data's; 3 RGB, 1 gray)")
+        group.add_argument('--output_nc', type=int, default=3,
+                           help="output channels (default: the data's; 3 RGB, 1 gray)")
         group.add_argument('--ngf', type=int, default=64, help="generator filters in the last conv layer")
         group.add_argument('--ndf', type=int, default=64, help="discriminator filters in the first conv layer")
         group.add_argument('--netG', type=str, default='resnet_9blocks',

@@ -22,11 +22,6 @@ PIL_ARRAY_MODES = {'I;16': 'uint16', 'I;16L': 'uint16', 'I;16B': 'uint16', 'I;16
                    'F': 'float32'}
 
 
-def is_array_file(path):
-    """True for the files that Pillow does not read whole: TIFF (tifffile) and .npy (NumPy)."""
-    return path.lower().endswith(TIFF_EXTENSIONS + ('.npy',))
-
-
 def read_array(path):
     """The values of the image file at path as an H x W x C array of its own type (see TYPES)."""
     lower = path.lower()

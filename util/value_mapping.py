@@ -12,10 +12,8 @@ A mapping is saved as a dict (architecture.json, export metadata): {'type': 'uin
 import numpy as np
 import torch
 
-from util.errors import UserError
 from util.arrays import TYPE_RANGES
-
-HOW = ('full', 'given', 'measured')
+from util.errors import UserError
 
 
 class ValueMapping:
