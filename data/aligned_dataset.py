@@ -70,8 +70,9 @@ class AlignedDataset(BaseDataset):
         params = get_params(self.opt, image_size(images['A']), rng)
         sample = {'A_paths': self.pairs[index][0], 'B_paths': self.pairs[index][1]}
         for side, image in images.items():
-            sample[side], units = readers[side].to_network(image, params)
-            if not self.opt.is_train:  # test.py writes real images from the values themselves
+            # test.py writes real images from the values themselves
+            sample[side], units = readers[side].to_network(image, params, keep_units=not self.opt.is_train)
+            if units is not None:
                 sample[f'{role_of(self.sides, side)}_units'] = units
         return sample
 

@@ -115,10 +115,11 @@ class SideReader:
         mode = 'RGB' if self.mapping.channels == 3 else 'L'
         return image if image.mode == mode else image.convert(mode)
 
-    def to_network(self, image, params):
-        """(the network's tensor, the same in the data's units) of a picture or array, augmented as params say."""
+    def to_network(self, image, params, keep_units):
+        """(the network's tensor, the same in the data's units or with keep_units False None) of a picture or
+        array, augmented as params say."""
         units = augment(image, self.opt, params)
-        return self.mapping.to_network(units).float(), units
+        return self.mapping.to_network(units, in_place=not keep_units).float(), units if keep_units else None
 
 
 def image_size(image):

@@ -21,9 +21,10 @@ class SingleDataset(BaseDataset):
     def load_sample(self, index, rng):
         readers = self.readers()
         (side, image), = self.read(index, readers).items()
-        A, units = readers[side].to_network(image, get_params(self.opt, image_size(image), rng))
+        A, units = readers[side].to_network(image, get_params(self.opt, image_size(image), rng),
+                                            keep_units=not self.opt.is_train)
         sample = {'A': A, 'A_paths': self.A_paths[index]}
-        if not self.opt.is_train:
+        if units is not None:
             sample['input_units'] = units
         return sample
 

@@ -285,7 +285,7 @@ def loader_rate(dataroot, size, batches=40):
 LOADER_KINDS = ('jpeg8', 'png16', 'tiff_float8')
 
 
-def make_loader_data(root, kind, count=24, size=PAPER_SIZE):
+def make_loader_data(root, kind, count=48, size=PAPER_SIZE):
     """count training pairs of size x size: jpeg8, A|B side by side in 8-bit JPEG (facades' format); png16, A and B
     in folders as one-channel 16-bit PNG; tiff_float8, A and B in folders as 8-band float32 TIFF."""
     import numpy as np
