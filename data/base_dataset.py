@@ -57,15 +57,12 @@ class BaseDataset(data.Dataset):
         configuration's, resolved from the data, --range_A/--range_B or the checkpoint)."""
         return {side: ValueMapping.from_dict(getattr(opt, f'mapping_{side}')) for side in 'AB'}
 
-    def readers(self, mapped=True):
-        """{side: SideReader} for each side of the samples (mapped=False: readers of raw arrays)."""
-        if mapped and getattr(self, '_readers', None):
-            return self._readers
-        mappings = self.value_mappings(self.opt) if mapped else {}
-        readers = {side: SideReader(mappings.get(side), path, self.opt) for side, path in self.files(0).items()}
-        if mapped:
-            self._readers = readers
-        return readers
+    def readers(self):
+        """{side: SideReader} for each side of the samples, made on first use (in each loader worker)."""
+        if getattr(self, '_readers', None) is None:
+            mappings = self.value_mappings(self.opt)
+            self._readers = {side: SideReader(mappings[side], path, self.opt) for side, path in self.files(0).items()}
+        return self._readers
 
 
 class SideReader:
@@ -78,6 +75,7 @@ class SideReader:
     """
 
     def __init__(self, mapping, first_path, opt):
+        """mapping None: a reader of the files' values, for measuring them (options/resolution.py)."""
         self.mapping, self.first_path, self.opt = mapping, first_path, opt
         self.kind = None
 

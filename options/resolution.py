@@ -19,6 +19,7 @@ import numpy as np
 
 import data
 from data import demo
+from data.base_dataset import SideReader
 from models import checkpoint
 from options import checks
 from options.config import Config
@@ -180,7 +181,7 @@ def offer_data(values, command):
             mapping = ValueMapping(dtype, parse_given(how, channels, f'--{flag}'), 'given')
         values.set(key, mapping.to_dict(), values.sources[flag] if values.sources[flag] != 'default' else 'data')
     if measured:
-        ranges = measure_ranges(dataset, measured, values['range_percentile'])
+        ranges = measure_ranges(dataset, measured, values)
         for side in measured:
             values.set(f'mapping_{side}', ValueMapping(kinds[side][0], ranges[side], 'measured').to_dict(), 'data')
     for side in 'AB':
@@ -202,19 +203,23 @@ def offer_channels(values, flag, kind, path):
     values.offer({flag: channels}, 'data')
 
 
-def measure_ranges(dataset, sides, percentile):
-    """{side: [(low, high)] per channel}: the [percentile, 100 - percentile] range of each channel's values over
-    the data, from up to 4 million pixels per channel spread evenly over its files."""
-    readers = dataset.readers(mapped=False)
+def measure_ranges(dataset, sides, values):
+    """{side: [(low, high)] per channel}: the [--range_percentile, 100 - it] range of each channel's values over the
+    data, from up to 4 million pixels per channel spread evenly over its files. The other side's files are read
+    too (through their mapping), so that a bad file of either is found before training."""
+    readers = {side: SideReader(None if side in sides else ValueMapping.from_dict(values[f'mapping_{side}']), path,
+                                dataset.opt) for side, path in dataset.files(0).items()}
     per_file = max(4096, 2 ** 22 // len(dataset))
     samples = {side: [] for side in sides}
+    print(f'measuring the range of the values of {" and ".join(sides)} over {len(dataset)} files')
     for index in progress_bar(range(len(dataset)), desc='measuring value ranges'):
-        arrays = dataset.read(index, readers)
+        images = dataset.read(index, readers)
         for side in sides:
-            array = arrays[side]
+            array = np.asarray(images[side])  # an 8-bit picture, when --range_A/--range_B measured asks it
+            array = array.reshape(*array.shape[:2], -1)
             stride = max(1, int(np.ceil(np.sqrt(array.shape[0] * array.shape[1] / per_file))))
             samples[side].append(array[::stride, ::stride].reshape(-1, array.shape[2]).astype(np.float64))
-    return {side: measure(np.concatenate(samples[side]), percentile,
+    return {side: measure(np.concatenate(samples[side]), values['range_percentile'],
                           f'the values of {side} ({len(dataset)} files)') for side in sides}
 
 

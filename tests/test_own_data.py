@@ -385,3 +385,37 @@ def test_a_and_b_of_different_sizes(tmp_path):
         train_options(tmp_path)
     assert error.value.message == (f'{tmp_path}/trainA/001.tif is 32x32 but its partner {tmp_path}/trainB/001.tif is '
                                    f'34x32: A and B of a pair must be the same size. Resize one of them to the other.')
+
+
+@pytest.mark.parametrize('kind', ['uint16_1', 'float32_2'])
+def test_side_by_side_pairs_give_the_samples_of_separate_folders(runner, tmp_path, kind):
+    written = make_pairs(tmp_path / 'folders', kind, count=2)
+    extension = KINDS[kind][0][2]
+    for phase, pairs in written.items():
+        for i, (A, B) in enumerate(pairs):
+            write(str(tmp_path / 'side_by_side' / phase / f'{i:03d}.{extension}'), np.concatenate([A, B], axis=1))
+    flags = ['--preprocess', 'crop', '--load_size', '32', '--netG', 'unet_16', '--crop_size', '16']
+    folders, side_by_side = (train_options(tmp_path / layout, *flags) for layout in ('folders', 'side_by_side'))
+    assert (folders.mapping_A, folders.mapping_B) == (side_by_side.mapping_A, side_by_side.mapping_B)
+    for epoch in range(3):
+        for index in range(2):
+            got, expected = AlignedDataset(side_by_side)[(epoch, index)], AlignedDataset(folders)[(epoch, index)]
+            assert torch.equal(got['A'], expected['A']) and torch.equal(got['B'], expected['B'])
+    checkpoints, results = tmp_path / 'checkpoints', tmp_path / 'results'
+    runner.run('train.py', '--dataroot', tmp_path / 'side_by_side', '--name', kind, '--checkpoints_dir', checkpoints,
+               *TINY_NET, '--n_epochs', 1, '--n_epochs_decay', 0)
+    runner.run('test.py', '--dataroot', tmp_path / 'side_by_side', '--name', kind, '--checkpoints_dir', checkpoints,
+               '--results_dir', results, '--preprocess', 'none', '--num_threads', 0)
+    dtype, channels, _ = KINDS[kind][1]
+    real_B = results / kind / 'test_latest' / 'images' / f'001_real_B{arrays.file_extension(dtype, channels)}'
+    assert np.array_equal(arrays.read_array(str(real_B)), written['test'][1][1])
+
+
+def test_a_16bit_file_among_8bit_pictures(tmp_path):
+    make_pairs(tmp_path, 'rgb_to_depth', phases=('train',))
+    Image.fromarray(np.zeros((SIZE, SIZE), np.uint16)).save(tmp_path / 'trainA' / '001.png')
+    os.remove(tmp_path / 'trainA' / '001.jpg')
+    with pytest.raises(UserError) as error:  # while B's range is measured: every file is read then
+        train_options(tmp_path)
+    assert error.value.message == (f'{tmp_path}/trainA/001.png holds 16-bit or float values, unlike the 8-bit data of '
+                                   f'{tmp_path}/trainA/000.jpg. Convert it, or remove it.')
