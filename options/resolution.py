@@ -194,8 +194,8 @@ def offer_channels(values, flag, kind, path):
     reference does)."""
     dtype, channels = kind
     if values.sources[flag] in ('typed', 'saved', 'resume') and values[flag] != channels:
-        if dtype == 'uint8' and {values[flag], channels} <= {1, 3} and not path.lower().endswith(('.tif', '.tiff', '.npy')):
-            return
+        if dtype == 'uint8' and {values[flag], channels} <= {1, 3} and not path.lower().endswith('.npy'):
+            return  # data/base_dataset.SideReader converts such pictures
         given = 'typed' if values.sources[flag] == 'typed' else 'saved with the checkpoint'
         raise UserError(f'--{flag} {values[flag]} ({given}) but the data has {channels} channel'
                         f'{"s" if channels > 1 else ""} ({path}, {dtype}). Drop --{flag}, or give data of '
