@@ -8,6 +8,9 @@ five-band TIFF (planar), .npy, and RGB JPEG to 16-bit depth.
 """
 import json
 import os
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ from PIL import Image
 from data.aligned_dataset import AlignedDataset
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.scripts import TINY_NET
+from tests.scripts import REPO, TINY_NET
 from util import arrays
 from util.errors import UserError
 from util.value_mapping import ValueMapping
@@ -270,6 +273,23 @@ def test_a_constant_channel_has_no_measured_range(tmp_path):
     assert train_options(tmp_path, '--range_B', '-2:2').mapping_B['ranges'] == [[-2, 2], [-2, 2]]
 
 
+def without_imagecodecs(code):
+    """Run code in a fresh interpreter where imagecodecs (an optional package, installed for the tests) cannot be
+    imported, as on a machine without it; returns its stdout."""
+    prelude = 'import sys; sys.modules["imagecodecs"] = None\n'
+    result = subprocess.run([sys.executable, '-c', prelude + code], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def read_error_without_imagecodecs(path):
+    """The message with which util.arrays refuses path where imagecodecs is not installed."""
+    return without_imagecodecs('from util import arrays\nfrom util.errors import UserError\ntry:\n'
+                               f'    arrays.read_array({str(path)!r})\nexcept UserError as e:\n'
+                               '    print(e.message)\n').strip()
+
+
 def test_a_tiff_compression_without_its_codec(tmp_path):
     path = tmp_path / 'zstd.tif'
     tifffile.imwrite(path, np.zeros((8, 8), np.uint16))
@@ -278,15 +298,9 @@ def test_a_tiff_compression_without_its_codec(tmp_path):
     with open(path, 'r+b') as f:  # mark it as ZSTD-compressed, which only imagecodecs decodes
         f.seek(offset)
         f.write((50000).to_bytes(2, 'little'))
-    try:
-        import imagecodecs  # noqa: F401
-        pytest.skip('imagecodecs is installed here, so the file would be read')
-    except ImportError:
-        pass
-    with pytest.raises(UserError) as error:
-        arrays.read_array(str(path))
-    assert error.value.message == (f'{path} is compressed with ZSTD, which needs the imagecodecs package: pip install '
-                                   f'imagecodecs, or save it uncompressed, with deflate or with LZW.')
+    assert read_error_without_imagecodecs(path) == (
+        f'{path} is compressed with ZSTD, which needs the imagecodecs package: pip install imagecodecs, or save it '
+        f'uncompressed, with deflate or with LZW.')
 
 
 def test_an_object_array_is_refused_not_unpickled(tmp_path):
@@ -298,19 +312,30 @@ def test_an_object_array_is_refused_not_unpickled(tmp_path):
                                           f'it could run code.')
 
 
-def test_a_16bit_colour_png_is_not_read_as_8_bits(tmp_path):
-    import zlib
-    path = tmp_path / 'colour16.png'
-    raw = b''.join(b'\0' + bytes(2 * 3 * 4) for _ in range(4))  # 4x4 RGB, 16 bits per sample
+def write_colour_png16(path, pixels):
+    """Pillow cannot write 48-bit colour, so the PNG is assembled by hand (filter 0 on every row)."""
+    height, width, _ = pixels.shape
+    raw = b''.join(b'\0' + pixels[y].astype('>u2').tobytes() for y in range(height))
 
     def chunk(kind, payload):
         return len(payload).to_bytes(4, 'big') + kind + payload + zlib.crc32(kind + payload).to_bytes(4, 'big')
 
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', (4).to_bytes(4, 'big') * 2 + bytes([16, 2, 0, 0, 0]))
-                     + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
-    with pytest.raises(UserError, match='is a 16-bit colour PNG, which Pillow reads as 8 bits. Save it as a 16-bit '
-                                        'TIFF'):
-        arrays.read_array(str(path))
+    header = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([16, 2, 0, 0, 0])
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(raw))
+                     + chunk(b'IEND', b''))
+
+
+def test_a_16bit_colour_png_is_read_in_full(tmp_path):
+    pixels = depth_like(np.random.default_rng(0), 3, 'uint16')
+    path = tmp_path / 'colour16.png'
+    write_colour_png16(path, pixels)
+    read = arrays.read_array(str(path))
+    assert read.dtype == np.uint16 and np.array_equal(read, pixels)
+    assert arrays.file_kind(str(path)) == ('uint16', 3)
+    # Without imagecodecs Pillow would keep 8 of its bits: refused, naming the package.
+    assert read_error_without_imagecodecs(path) == (
+        f'{path} is a 16-bit colour PNG, which Pillow reads as 8 bits: pip install imagecodecs to read it in full, '
+        f'or save it as a 16-bit TIFF.')
 
 
 # Everything else works with such data.

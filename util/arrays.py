@@ -1,6 +1,7 @@
 """Image files as arrays of the values they hold, read and written without loss.
 
-8- and 16-bit PNG and the other picture formats through Pillow; TIFF of any band count and type through
+8- and 16-bit PNG and the other picture formats through Pillow (16-bit colour PNG through imagecodecs, optional:
+Pillow reads 8 of its bits); TIFF of any band count and type through
 tifffile (the library scientific imaging uses: GDAL, ImageJ and microscopes write what it reads); NumPy .npy
 arrays (H x W or H x W x C) with pickles refused. Nothing is scaled or rounded: a 16-bit file gives uint16, a
 float TIFF float32, 13 bands 13 channels. Arrays are H x W x C.
@@ -74,9 +75,8 @@ def read_tiff(path):
 def read_picture(path):
     with Image.open(path) as image:
         image.load()
-        if image.format == 'PNG' and png_bit_depth(path) == 16 and image.mode not in PIL_ARRAY_MODES:
-            raise UserError(f'{path} is a 16-bit colour PNG, which Pillow reads as 8 bits. Save it as a 16-bit TIFF '
-                            f'(lossless, read here in full).')
+        if is_colour_png16(image, path):
+            return read_colour_png16(path)
         if image.mode in PIL_ARRAY_MODES:
             dtype = PIL_ARRAY_MODES[image.mode]
             # Older Pillows open a 16-bit gray PNG as mode I (32-bit).
@@ -89,6 +89,22 @@ def to_picture_mode(image):
     if image.mode == 'P' and 'transparency' in image.info:
         image = image.convert('RGBA')
     return image.convert(PICTURE_MODES.get(image.mode, 'RGB'))
+
+
+def is_colour_png16(image, path):
+    """True for a 16-bit colour PNG (with or without alpha), which Pillow would read as 8 bits."""
+    return image.format == 'PNG' and image.mode not in PIL_ARRAY_MODES and png_bit_depth(path) == 16
+
+
+def read_colour_png16(path):
+    """A 16-bit colour PNG as uint16 RGB (alpha dropped), through imagecodecs: Pillow keeps only 8 of its bits."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise UserError(f'{path} is a 16-bit colour PNG, which Pillow reads as 8 bits: pip install imagecodecs to '
+                        f'read it in full, or save it as a 16-bit TIFF.')
+    with open(path, 'rb') as f:
+        return imagecodecs.png_decode(f.read())[:, :, :3]
 
 
 def png_bit_depth(path):
@@ -163,6 +179,8 @@ def file_kind(path):
         return array.dtype.name, array.shape[2]
     try:
         with Image.open(path) as image:
+            if is_colour_png16(image, path):
+                return 'uint16', 3
             if image.mode in PIL_ARRAY_MODES:
                 return ('uint16' if image.format == 'PNG' else PIL_ARRAY_MODES[image.mode]), 1
             return 'uint8', 1 if PICTURE_MODES.get(image.mode) == 'L' else 3
