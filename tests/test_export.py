@@ -32,13 +32,17 @@ EXPERIMENTS = {  # name: train.py flags (with TINY_NET: unet_32, batch norm; une
     'unet': [],
     'resnet': ['--netG', 'resnet_2blocks'],
     'colorization': ['--model', 'colorization'],
+    # pix2pixHD's coarse-to-fine generator, small: sizes are multiples of 2 ** (2 + 1)
+    'local': ['--netG', 'local', '--n_downsample_global', '2', '--n_blocks_global', '1', '--n_blocks_local', '1'],
 }
 CASES = {  # case: (experiment, flags of test.py and export.py: test mode, which file), each export taking seconds
     'unet_paper': ('unet', []),
     'resnet_eval': ('resnet', ['--eval', '--model_suffix', '_ema']),  # with dropout, which --eval turns off
     'colorization_eval': ('colorization', ['--eval', '--epoch', '1']),
+    'local_eval': ('local', ['--eval']),  # its ResNet blocks have dropout, which --eval turns off
 }
-STEMS = {'unet_paper': 'latest_net_G', 'resnet_eval': 'latest_net_G_ema', 'colorization_eval': '1_net_G'}
+STEMS = {'unet_paper': 'latest_net_G', 'resnet_eval': 'latest_net_G_ema', 'colorization_eval': '1_net_G',
+         'local_eval': 'latest_net_G'}
 PROJECT = ('models', 'data', 'util', 'options', 'tests', 'train', 'test', 'export', 'app')
 
 # Run by `python -I` in an empty folder: no PYTHONPATH, no user site, no script folder on sys.path, and the
@@ -198,7 +202,7 @@ def test_the_description_is_in_the_json_and_in_both_files(exported, case):
     assert description['test_mode'] == ('eval' if '--eval' in flags else 'paper')
     assert description['files'] == {'onnx': f'{STEMS[case]}.onnx', 'pt2': f'{STEMS[case]}.pt2'}
     assert description['direction'] == 'AtoB' and description['input']['range'] == description['output']['range'] == [-1, 1]
-    multiple, smallest = {'unet': (32, 32), 'resnet': (4, 8), 'colorization': (32, 32)}[experiment]
+    multiple, smallest = {'unet': (32, 32), 'resnet': (4, 8), 'colorization': (32, 32), 'local': (8, 16)}[experiment]
     assert (description['size_rule']['multiple'], description['size_rule']['smallest']) == (multiple, smallest)
     channels = (1, 2) if experiment == 'colorization' else (3, 3)
     assert (description['input']['channels'], description['output']['channels']) == channels
