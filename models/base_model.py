@@ -35,7 +35,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from models import checkpoint, networks
+from models import checkpoint, networks, tiling
 from util.devices import keep_freed_memory
 from util.files import atomic_torch_save
 
@@ -124,7 +124,20 @@ class BaseModel:
             self.forward()
 
     def generate(self, netG, x):
-        """netG(x), padding x to a size the generator accepts and cropping the output back."""
+        """netG(x), padding x to a size the generator accepts and cropping the output back; testing with --tile,
+        in overlapping tiles of that size blended together (models/tiling.py) when x is larger."""
+        tile = getattr(self.opt, 'tile', 0)
+        if tile and not self.is_train and max(x.shape[-2:]) > tile:
+            # Tiles start on the generator's grid of strides, so that each is computed as the whole image would
+            # be there: exact for a generator of bounded reach. Not a U-Net's (2 ** depth: its overlaps would have
+            # to be as large), whose reach spans the tile anyway.
+            multiple = generator_size_multiple(self.opt)
+            return tiling.translate(lambda tiles: self.generate_whole(netG, tiles), netG, x, tile,
+                                    self.opt.tile_overlap, self.opt.tile_batch, multiple,
+                                    1 if self.opt.netG.startswith('unet_') else multiple)
+        return self.generate_whole(netG, x)
+
+    def generate_whole(self, netG, x):
         multiple = generator_size_multiple(self.opt)
         if self.opt.compile and self.opt.compile_mode in ('reduce-overhead', 'max-autotune'):
             # CUDA graphs replay into the same output memory: a step begins at G's forward, and the previous

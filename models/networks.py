@@ -43,9 +43,12 @@ class EachImageStatistics:
     that the paper's train-mode testing gives each image the same output whatever --batch_size groups it
     with (running statistics are then left as they are)."""
     each_image = False
+    gathered = None  # models/tiling.py: statistics over a whole image's tiles
 
     def forward(self, x):
         if self.training and self.each_image:
+            if self.gathered is not None:
+                return self.gathered.normalise(self, x)
             return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True, eps=self.eps)
         return super().forward(x)
 

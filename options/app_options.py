@@ -3,7 +3,8 @@ from util.errors import UserError
 from util.plugins import option_group
 
 FLAGS = ('name', 'checkpoints_dir', 'epoch', 'load_iter', 'model_suffix', 'device', 'gpu_ids', 'verbose',
-         'amp', 'channels_last', 'compile', 'compile_mode', 'port', 'max_image_size')
+         'amp', 'channels_last', 'compile', 'compile_mode', 'port', 'max_image_size', 'tile', 'tile_overlap',
+         'tile_batch')
 
 
 class AppOptions(TestOptions):

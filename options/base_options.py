@@ -19,7 +19,7 @@ from util.plugins import option_group
 
 # Groups in the order --help lists them (a model or dataset adds to them through util.plugins.option_group).
 GROUPS = ('experiment', 'data', 'networks', 'training', 'pix2pixHD/SPADE options', 'display', 'validation',
-          'evaluation', 'speed', 'distributed')
+          'evaluation', 'large images', 'speed', 'distributed')
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -27,6 +27,8 @@ def validate(opt):
             raise UserError(message)
     check_generator_name(opt.netG)
     check_coarse_to_fine_options(opt)
+    if getattr(opt, 'tile', 0):
+        check_tiles(opt)
     if opt.is_train:
         check_training_image_size(opt)
     models.find_model_class(opt.model).validate_options(opt)
@@ -178,3 +180,19 @@ def check_training_image_size(opt):
             raise UserError(f'--netG {opt.netG} needs images whose sides are multiples of {need}, but training '
                             f'images are {size} pixels; use --crop_size {max(need, size // need * need)} or '
                             f'--netG unet_{largest}')
+
+
+def check_tiles(opt):
+    """--tile: a size the generator takes, an overlap smaller than it, at least one tile at a time."""
+    multiple, smallest = export.size_rule(opt.netG, opt.n_downsample_global, opt.n_local_enhancers)
+    if opt.tile < smallest or opt.tile % multiple:
+        fit = max(smallest, opt.tile // multiple * multiple)
+        raise UserError(f'--tile {opt.tile}: --netG {opt.netG} takes sides that are multiples of {multiple}, at least '
+                        f'{smallest}; use --tile {fit}, or 0 for whole images')
+    # Tiles start on the generator's grid of strides (models/base_model.generate), a U-Net's excepted.
+    step = 1 if opt.netG.startswith('unet_') else multiple
+    if not 0 <= opt.tile_overlap <= opt.tile - step:
+        raise UserError(f'--tile_overlap {opt.tile_overlap}: neighbouring tiles share 0 to {opt.tile - step} pixels '
+                        f'of --tile {opt.tile} with --netG {opt.netG}; use --tile_overlap {min(32, opt.tile // 4)}')
+    if opt.tile_batch < 1:
+        raise UserError(f'--tile_batch {opt.tile_batch}: the generator takes at least 1 tile at a time')

@@ -46,6 +46,12 @@ class TestOptions(BaseOptions):
                            help="the Inception weights file: also FID and KID (nothing is downloaded)")
         group.add_argument('--segmenter', type=str, default=None,
                            help='a file of scripts/train_segmenter.py: also the semantic score')
+        group = option_group(parser, 'large images')
+        group.add_argument('--tile', type=int, default=0,
+                           help='translate images larger than this in overlapping tiles of this size (0: whole)')
+        group.add_argument('--tile_overlap', type=int, default=32,
+                           help='pixels neighbouring tiles share, cross-faded so that no seam shows')
+        group.add_argument('--tile_batch', type=int, default=4, help='tiles the generator takes at once')
         # Test images are not cropped by default: load_size defaults to crop_size, as in the reference.
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser

@@ -1,0 +1,113 @@
+"""Tiled translation (test.py --tile): tiles that cover the image, blended without seams, exactly the whole-image
+output for a generator of bounded reach, the paper's test mode normalising every tile with the whole image's
+statistics, test.py and its errors."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models import networks, tiling
+from options.test_options import TestOptions
+from tests.scripts import TINY_NET
+from tests.test_own_data import make_pairs, SIZE
+from util import arrays
+from util.errors import UserError
+
+
+@pytest.mark.parametrize('length,tile,overlap,multiple', [(100, 32, 8, 1), (96, 32, 0, 1), (33, 32, 16, 1),
+                                                          (32, 32, 8, 1), (20, 32, 8, 1), (1024, 256, 64, 32),
+                                                          (200, 64, 60, 4), (96, 32, 16, 16)])
+def test_tiles_cover_the_image_and_share_at_least_the_overlap(length, tile, overlap, multiple):
+    starts = tiling.tile_starts(length, tile, overlap, multiple)
+    size = min(tile, length)
+    assert starts[0] == 0 and starts[-1] + size == length and all(start % multiple == 0 for start in starts)
+    assert all(0 < b - a <= max(multiple, size - overlap) for a, b in zip(starts, starts[1:]))
+    weight = torch.zeros(length)
+    for start in starts:
+        weight[start:start + size] += tiling.ramp(start, size, length, overlap)
+    assert (weight > 0).all()
+
+
+def bounded_generator():
+    """A ResNet generator in --eval: its output at a pixel depends on the input within about 28 pixels of it."""
+    torch.manual_seed(0)
+    net = networks.define_G(3, 3, 8, 'resnet_2blocks', 'batch', False, init_type='normal')
+    for module in net.modules():  # running statistics other than the initial 0 and 1
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2)
+    networks.set_test_mode(net, 'eval')
+    return net
+
+
+def test_a_generator_of_bounded_reach_gives_its_whole_image_output():
+    net = bounded_generator()
+    x = torch.rand(2, 3, 200, 296) * 2 - 1  # multiples of 4, which the generator takes whole
+    with torch.no_grad():
+        whole = net(x)
+        # A quarter of the overlap (12 pixels) is beyond the generator's reach (10 pixels each way, measured).
+        tiled = tiling.translate(net, net, x, tile=96, overlap=48, batch=3, multiple=4, align=4)
+        # Without blending, the tiles' edges show: the generator saw reflected padding there, not the neighbours.
+        hard = tiling.translate(net, net, x, tile=96, overlap=0, batch=3, multiple=4, align=4)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 1e-5
+    assert (hard - whole).abs().max() > 1e-4  # a hundred times the tolerance above
+
+
+def pointwise_generator():
+    """1x1 convolutions around a batch norm: each output pixel depends only on its input pixel and the norm's
+    statistics, so any difference between tiled and whole outputs is the statistics'."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), networks.BatchNorm2d(4), nn.Tanh(), nn.Conv2d(4, 3, 1))
+    networks.set_test_mode(net, 'paper')
+    return net
+
+
+def test_the_papers_mode_normalises_every_tile_with_the_whole_images_statistics():
+    net = pointwise_generator()
+    x = torch.linspace(-1, 1, 64 * 96).reshape(1, 1, 64, 96).repeat(1, 3, 1, 1)  # tones differ across the image
+    with torch.no_grad():
+        whole = net(x)
+        tiled = tiling.translate(net, net, x, tile=32, overlap=8, batch=2, multiple=1, align=1)
+        # Each tile with its own statistics (what gathering avoids): the tiles' tones differ.
+        own = tiling.run_tiles(net, x, 32, 8, 2, 1, 'tiles')
+    # Each pixel counts once in the gathered statistics, so they are the whole image's.
+    assert (tiled - whole).abs().max() < 1e-5
+    assert (own - whole).abs().max() > 0.5
+    assert all(layer.gathered is None for layer in tiling.normalisations(net))  # each image's own again
+
+
+def test_test_py_in_tiles_on_16bit_data_of_one_file(runner, tmp_path):
+    written = make_pairs(tmp_path / 'data', 'uint16_1', count=1)
+    runner.run('train.py', '--dataroot', tmp_path / 'data', '--name', 'run', '--checkpoints_dir', tmp_path,
+               *TINY_NET, '--netG', 'resnet_2blocks', '--n_epochs', 1, '--n_epochs_decay', 0)
+    big = np.tile(written['test'][0][0], (6, 10, 1))  # 192x320 of the data's 16-bit values
+    arrays.write_array(str(tmp_path / 'big.png'), big)
+    outputs = {}
+    # A quarter of the overlap (30) is beyond the ResNet's reach (about 28): tiled is whole, to the 16-bit level.
+    tiles = ['--tile', 160, '--tile_overlap', 120]
+    for name, flags in (('whole', []), ('tiled', [*tiles, '--tile_batch', 3]), ('bf16', [*tiles, '--amp', 'bf16'])):
+        runner.run('test.py', '--dataroot', tmp_path / 'big.png', '--name', 'run', '--checkpoints_dir', tmp_path,
+                   '--results_dir', tmp_path / name, '--eval', '--preprocess', 'none', '--num_threads', 0, *flags)
+        outputs[name] = arrays.read_array(str(tmp_path / name / 'run' / 'test_latest' / 'images' / 'big_fake.png'))
+    assert outputs['tiled'].dtype == np.uint16 and outputs['tiled'].shape == (6 * SIZE, 10 * SIZE, 1)
+    assert np.abs(outputs['tiled'].astype(int) - outputs['whole'].astype(int)).max() <= 1
+    assert np.abs(outputs['bf16'].astype(int) - outputs['tiled'].astype(int)).mean() < 100  # bf16's rounding
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--tile', 48], '--tile 48: --netG unet_32 takes sides that are multiples of 32, at least 32; use --tile 32, '
+                     'or 0 for whole images'),
+    (['--tile', 16], '--tile 16: --netG unet_32 takes sides that are multiples of 32, at least 32; use --tile 32'),
+    (['--tile', 64, '--tile_overlap', 64], '--tile_overlap 64: neighbouring tiles share 0 to 63 pixels of --tile 64 '
+                                           'with --netG unet_32; use --tile_overlap 16'),
+    (['--tile', 64, '--tile_overlap', -1], '--tile_overlap -1: neighbouring tiles share 0 to 63 pixels'),
+    (['--netG', 'resnet_6blocks', '--tile', 64, '--tile_overlap', 62],
+     '--tile_overlap 62: neighbouring tiles share 0 to 60 pixels of --tile 64 with --netG resnet_6blocks'),
+    (['--tile', 64, '--tile_batch', 0], '--tile_batch 0: the generator takes at least 1 tile at a time'),
+])
+def test_impossible_tiles_are_one_line_errors_naming_the_fix(tmp_path, flags, message):
+    with pytest.raises(UserError) as error:
+        TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'x', '--checkpoints_dir', str(tmp_path),
+                             '--netG', 'unet_32', *map(str, flags)])
+    assert error.value.message.startswith(message)
