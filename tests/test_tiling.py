@@ -1,14 +1,22 @@
 """Tiled translation (test.py --tile): tiles that cover the image, blended without seams, exactly the whole-image
 output for a generator of bounded reach, the paper's test mode normalising every tile with the whole image's
 statistics, test.py and its errors."""
+import contextlib
+import io
+import os
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
+import models
 from models import networks, tiling
+from options.app_options import AppOptions
 from options.test_options import TestOptions
-from tests.scripts import TINY_NET
+from tests.scripts import REPO, TINY_NET
+from tests.test_export import command
 from tests.test_own_data import make_pairs, SIZE
 from util import arrays
 from util.errors import UserError
@@ -111,3 +119,56 @@ def test_impossible_tiles_are_one_line_errors_naming_the_fix(tmp_path, flags, me
         TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'x', '--checkpoints_dir', str(tmp_path),
                              '--netG', 'unet_32', *map(str, flags)])
     assert error.value.message.startswith(message)
+
+
+def readme_function():
+    """The tiling function README.md gives users of exported files, defined from the README's own text."""
+    readme = open(os.path.join(REPO, 'README.md')).read()
+    code = readme.split('A user of an exported model')[1].split('```python\n')[1].split('```')[0]
+    namespace = {}
+    exec(code, namespace)
+    return namespace['translate_tiled']
+
+
+def test_the_readme_function_tiles_an_exported_file_as_test_py_does(runner, tiny_run, tmp_path):
+    onnxruntime = pytest.importorskip('onnxruntime', reason='optional: pip install onnx onnxscript onnxruntime')
+    runner.run('export.py', '--name', 'tiny', '--checkpoints_dir', tiny_run.checkpoints, '--eval',
+               '--export_dir', tmp_path, '--crop_size', 32)
+    session = onnxruntime.InferenceSession(str(tmp_path / 'latest_net_G.onnx'), providers=['CPUExecutionProvider'])
+    x = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(tiny_run.checkpoints), '--model', 'test',
+                                   '--dataroot', str(tmp_path), '--eval', '--tile', '64', '--tile_overlap', '16'])
+        model = models.create_model(opt)
+        model.setup(opt)
+    model.set_input({'A': x, 'A_paths': ['x']})
+    model.test()
+    tiled = readme_function()(lambda tile: session.run(['output'], {'input': tile})[0], x.numpy(), 64, 16)
+    assert tiled.shape == (1, 3, 96, 160)
+    assert np.abs(tiled - model.fake.numpy()).max() < 1e-4
+
+
+def test_the_web_page_translates_large_uploads_in_tiles(tiny_run, tmp_path):
+    app = command('app')
+    upload = tmp_path / 'large.png'
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)).save(upload)
+    outputs = {}
+    for name, flags in (('whole', []), ('tiled', ['--tile', '64', '--tile_overlap', '16'])):
+        argv = ['--name', 'tiny', '--checkpoints_dir', str(tiny_run.checkpoints), *flags]
+        with contextlib.redirect_stdout(io.StringIO()):
+            translator = app.Translator(argv, AppOptions().parse(argv))
+            _, picture, _, _ = translator.translate('tiny', str(upload))
+        outputs[name] = np.asarray(Image.open(picture)).astype(int)
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(tiny_run.checkpoints), '--model', 'test',
+                                   '--dataroot', str(upload), '--eval', '--tile', '64', '--tile_overlap', '16'])
+        model = models.create_model(opt)
+        model.setup(opt)
+    x = torch.from_numpy(np.array(Image.open(upload))).permute(2, 0, 1)[None].float() / 127.5 - 1
+    model.set_input({'A': x, 'A_paths': ['large']})
+    model.test()
+    expected = ((model.fake[0].clamp(-1, 1) + 1) / 2 * 255).round().permute(1, 2, 0).numpy().astype(int)
+    assert outputs['tiled'].shape == (96, 160, 3)
+    assert np.abs(outputs['tiled'] - expected).max() <= 1  # the page's tiles are test.py's
+    assert np.abs(outputs['tiled'] - outputs['whole']).max() > 0  # and they were tiles: a U-Net's differ a little
