@@ -42,7 +42,7 @@ def ramp(start, size, length, overlap):
     overlap (a ResNet's, in --eval) then gives exactly its whole-image output."""
     weight = torch.ones(size)
     outer, middle = overlap // 4, overlap - 2 * (overlap // 4)
-    rising = torch.cat([torch.zeros(outer), (torch.arange(middle) + 0.5) / middle, torch.ones(overlap - outer - middle)])
+    rising = torch.cat([torch.zeros(outer), (torch.arange(middle) + 0.5) / middle, torch.ones(outer)])
     if overlap:
         if start > 0:
             weight[:overlap] = rising
@@ -77,8 +77,9 @@ def translate(generate, net, x, tile, overlap, batch, multiple, align):
 
 def run_tiles(generate, image, tile, overlap, batch, align, what, gathering=()):
     """The blended output of one image (1, C, H, W), its tiles starting at multiples of `align` (its sides are
-    multiples of it), run `batch` at a time. gathering: normalisation layers gathering statistics, told each tile's share of every pixel (its
-    weight over all the tiles' weights there), so that each pixel of the image counts once."""
+    multiples of it), run `batch` at a time. gathering: normalisation layers gathering statistics, told each
+    tile's share of every pixel (its weight over all the tiles' weights there), so that each pixel of the image
+    counts once."""
     height, width = image.shape[-2:]
     tile_h, tile_w = min(tile, height), min(tile, width)
     boxes = [(y, x) for y in tile_starts(height, tile, overlap, align)

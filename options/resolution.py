@@ -7,8 +7,8 @@ Every option takes the value of its most binding source:
 
 (a value the command fixes, such as test.py's ordered pass, binds most of all). The data gives the channel
 counts of A and B, and how the values of each map to the network's (saved with the checkpoints, so measured
-once). Then come the values computed from those: --suffix's name, the device, this process's place under torchrun (which may give it
-its own GPU), and the seed. Then everything is checked (options/checks.py), and the result is a read-only
+once). Then come the values computed from those: --suffix's name, the device, this process's place under
+torchrun (which may give it its own GPU), and the seed. Then everything is checked (options/checks.py), and the result is a read-only
 Config that records each value's source; train_opt.txt and train_opt.json show them.
 """
 import json
