@@ -129,12 +129,11 @@ class BaseModel:
         tile = getattr(self.opt, 'tile', 0)
         if tile and not self.is_train and max(x.shape[-2:]) > tile:
             # Tiles start on the generator's grid of strides, so that each is computed as the whole image would
-            # be there: exact for a generator of bounded reach. Not a U-Net's (2 ** depth: its overlaps would have
-            # to be as large), whose reach spans the tile anyway.
+            # be there: exact for a generator of bounded reach, and for a U-Net (whose reach spans the tile) far
+            # closer than tiles off its grid (docs/performance.md, "Large images").
             multiple = generator_size_multiple(self.opt)
             return tiling.translate(lambda tiles: self.generate_whole(netG, tiles), netG, x, tile,
-                                    self.opt.tile_overlap, self.opt.tile_batch, multiple,
-                                    1 if self.opt.netG.startswith('unet_') else multiple)
+                                    self.opt.tile_overlap, self.opt.tile_batch, multiple, multiple)
         return self.generate_whole(netG, x)
 
     def generate_whole(self, netG, x):

@@ -189,10 +189,10 @@ def check_tiles(opt):
         fit = max(smallest, opt.tile // multiple * multiple)
         raise UserError(f'--tile {opt.tile}: --netG {opt.netG} takes sides that are multiples of {multiple}, at least '
                         f'{smallest}; use --tile {fit}, or 0 for whole images')
-    # Tiles start on the generator's grid of strides (models/base_model.generate), a U-Net's excepted.
-    step = 1 if opt.netG.startswith('unet_') else multiple
-    if not 0 <= opt.tile_overlap <= opt.tile - step:
-        raise UserError(f'--tile_overlap {opt.tile_overlap}: neighbouring tiles share 0 to {opt.tile - step} pixels '
-                        f'of --tile {opt.tile} with --netG {opt.netG}; use --tile_overlap {min(32, opt.tile // 4)}')
+    # Tiles start on the generator's grid of strides (models/base_model.generate), so they step by its multiple.
+    if not 0 <= opt.tile_overlap <= opt.tile - multiple:
+        raise UserError(f'--tile_overlap {opt.tile_overlap}: neighbouring tiles of --tile {opt.tile} share 0 to '
+                        f'{opt.tile - multiple} pixels with --netG {opt.netG} (they start on its grid of '
+                        f'{multiple}); use --tile_overlap {min(32, opt.tile - multiple)}, or a larger --tile')
     if opt.tile_batch < 1:
         raise UserError(f'--tile_batch {opt.tile_batch}: the generator takes at least 1 tile at a time')

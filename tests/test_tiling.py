@@ -107,11 +107,12 @@ def test_test_py_in_tiles_on_16bit_data_of_one_file(runner, tmp_path):
     (['--tile', 48], '--tile 48: --netG unet_32 takes sides that are multiples of 32, at least 32; use --tile 32, '
                      'or 0 for whole images'),
     (['--tile', 16], '--tile 16: --netG unet_32 takes sides that are multiples of 32, at least 32; use --tile 32'),
-    (['--tile', 64, '--tile_overlap', 64], '--tile_overlap 64: neighbouring tiles share 0 to 63 pixels of --tile 64 '
-                                           'with --netG unet_32; use --tile_overlap 16'),
-    (['--tile', 64, '--tile_overlap', -1], '--tile_overlap -1: neighbouring tiles share 0 to 63 pixels'),
+    (['--tile', 64, '--tile_overlap', 40], '--tile_overlap 40: neighbouring tiles of --tile 64 share 0 to 32 pixels '
+                                           'with --netG unet_32 (they start on its grid of 32); use --tile_overlap '
+                                           '32, or a larger --tile'),
+    (['--tile', 64, '--tile_overlap', -1], '--tile_overlap -1: neighbouring tiles of --tile 64 share 0 to 32 pixels'),
     (['--netG', 'resnet_6blocks', '--tile', 64, '--tile_overlap', 62],
-     '--tile_overlap 62: neighbouring tiles share 0 to 60 pixels of --tile 64 with --netG resnet_6blocks'),
+     '--tile_overlap 62: neighbouring tiles of --tile 64 share 0 to 60 pixels with --netG resnet_6blocks'),
     (['--tile', 64, '--tile_batch', 0], '--tile_batch 0: the generator takes at least 1 tile at a time'),
 ])
 def test_impossible_tiles_are_one_line_errors_naming_the_fix(tmp_path, flags, message):
@@ -138,12 +139,12 @@ def test_the_readme_function_tiles_an_exported_file_as_test_py_does(runner, tiny
     x = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(tiny_run.checkpoints), '--model', 'test',
-                                   '--dataroot', str(tmp_path), '--eval', '--tile', '64', '--tile_overlap', '16'])
+                                   '--dataroot', str(tmp_path), '--eval', '--tile', '64', '--tile_overlap', '32'])
         model = models.create_model(opt)
         model.setup(opt)
     model.set_input({'A': x, 'A_paths': ['x']})
     model.test()
-    tiled = readme_function()(lambda tile: session.run(['output'], {'input': tile})[0], x.numpy(), 64, 16)
+    tiled = readme_function()(lambda tile: session.run(['output'], {'input': tile})[0], x.numpy(), 64, 32, 32)
     assert tiled.shape == (1, 3, 96, 160)
     assert np.abs(tiled - model.fake.numpy()).max() < 1e-4
 
@@ -154,7 +155,7 @@ def test_the_web_page_translates_large_uploads_in_tiles(tiny_run, tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)).save(upload)
     outputs = {}
-    for name, flags in (('whole', []), ('tiled', ['--tile', '64', '--tile_overlap', '16'])):
+    for name, flags in (('whole', []), ('tiled', ['--tile', '64', '--tile_overlap', '32'])):
         argv = ['--name', 'tiny', '--checkpoints_dir', str(tiny_run.checkpoints), *flags]
         with contextlib.redirect_stdout(io.StringIO()):
             translator = app.Translator(argv, AppOptions().parse(argv))
@@ -162,7 +163,7 @@ def test_the_web_page_translates_large_uploads_in_tiles(tiny_run, tmp_path):
         outputs[name] = np.asarray(Image.open(picture)).astype(int)
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(tiny_run.checkpoints), '--model', 'test',
-                                   '--dataroot', str(upload), '--eval', '--tile', '64', '--tile_overlap', '16'])
+                                   '--dataroot', str(upload), '--eval', '--tile', '64', '--tile_overlap', '32'])
         model = models.create_model(opt)
         model.setup(opt)
     x = torch.from_numpy(np.array(Image.open(upload))).permute(2, 0, 1)[None].float() / 127.5 - 1
