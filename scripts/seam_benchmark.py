@@ -27,14 +27,16 @@ from models import tiling  # noqa: E402
 from options.test_options import TestOptions  # noqa: E402
 
 
-def seam_ratio(image, tile, overlap, align):
-    """Mean |neighbour difference| across tile borders over the same everywhere, both directions; image (C, H, W)."""
+def seam_ratio(image, tile, overlap, multiple):
+    """Mean |neighbour difference| across tile borders over the same everywhere, both directions; image (C, H, W).
+    The tiles are those of test.py: over the image padded to a multiple of `multiple`, starting on its grid."""
     ratios = []
     for axis in (1, 2):
         length = image.shape[axis]
-        starts = tiling.tile_starts(length, tile, overlap, align)
-        size = min(tile, length)
-        borders = sorted({s for s in starts if s > 0} | {s + size for s in starts if s + size < length})
+        padded = -(-length // multiple) * multiple
+        starts = tiling.tile_starts(padded, tile, overlap, multiple)
+        size = min(tile, padded)
+        borders = sorted({s for s in starts if 0 < s < length} | {s + size for s in starts if s + size < length})
         if not borders:
             continue
         steps = (image.narrow(axis, 1, length - 1) - image.narrow(axis, 0, length - 1)).abs()
@@ -74,10 +76,10 @@ def main():
                 model.set_input(data)
                 model.test()
                 outputs[setting].append(model.get_current_visuals()[model.visual_roles['output']][0].clamp(-1, 1))
-        align = 1 if opt.netG.startswith('unet_') else models.base_model.generator_size_multiple(opt)
+        multiple = models.base_model.generator_size_multiple(opt)
         for setting in ('whole', 'hard', 'blended'):
             overlap = 0 if setting != 'blended' else args.tile_overlap
-            seams = [seam_ratio(out, args.tile, overlap, align) for out in outputs[setting]]
+            seams = [seam_ratio(out, args.tile, overlap, multiple) for out in outputs[setting]]
             levels = [((out - whole).abs().mean() * 127.5).item()
                       for out, whole in zip(outputs[setting], outputs['whole'])]
             # The whole output has no tiles: its figure is at the borders the blended tiles would have.
