@@ -124,19 +124,19 @@ class BaseModel:
             self.forward()
 
     def generate(self, netG, x):
-        """netG(x), padding x to a size the generator accepts and cropping the output back; testing with --tile,
-        in overlapping tiles of that size blended together (models/tiling.py) when x is larger."""
+        """netG(x), whole (generate_whole) or, testing with --tile, in overlapping tiles of that size blended
+        together (models/tiling.py) when x is larger."""
         tile = getattr(self.opt, 'tile', 0)
         if tile and not self.is_train and max(x.shape[-2:]) > tile:
             # Tiles start on the generator's grid of strides, so that each is computed as the whole image would
             # be there: exact for a generator of bounded reach, and for a U-Net (whose reach spans the tile) far
             # closer than tiles off its grid (docs/performance.md, "Large images").
-            multiple = generator_size_multiple(self.opt)
             return tiling.translate(lambda tiles: self.generate_whole(netG, tiles), netG, x, tile,
-                                    self.opt.tile_overlap, self.opt.tile_batch, multiple, multiple)
+                                    self.opt.tile_overlap, self.opt.tile_batch, generator_size_multiple(self.opt))
         return self.generate_whole(netG, x)
 
     def generate_whole(self, netG, x):
+        """netG(x), padding x to a size the generator accepts and cropping the output back."""
         multiple = generator_size_multiple(self.opt)
         if self.opt.compile and self.opt.compile_mode in ('reduce-overhead', 'max-autotune'):
             # CUDA graphs replay into the same output memory: a step begins at G's forward, and the previous

@@ -8,8 +8,8 @@ outputs cross-fade, so a tile's edge, where the generator saw the least context,
 
 The paper's test mode normalises with the statistics of what the generator sees. Tile by tile, each tile would
 get its own, and neighbouring tiles would differ in tone. So in that mode a first pass over every tile gathers
-each normalisation layer's statistics over the whole image (every tile's pixels, each layer's input computed
-with the tiles' own statistics upstream), and the second pass normalises every tile with them. --eval (running
+each normalisation layer's statistics over the whole image (each pixel counted once, each layer's input
+computed with the tiles' own statistics upstream), and the second pass normalises every tile with them. --eval (running
 statistics, the same for every tile) needs one pass and no gathering: the mode for large images.
 """
 import contextlib
@@ -51,10 +51,10 @@ def ramp(start, size, length, overlap):
     return weight
 
 
-def translate(generate, net, x, tile, overlap, batch, multiple, align):
+def translate(generate, net, x, tile, overlap, batch, multiple):
     """generate(x) in tiles: x (N, C, H, W) -> the blended (N, C_out, H, W). generate runs the generator on a
-    batch of tiles (BaseModel.generate: padding each to a multiple of `multiple`, the size it takes), each
-    starting at a multiple of `align`; net is the generator, whose normalisation layers gather the whole image's
+    batch of tiles; `multiple` is the generator's grid of strides (BaseModel.generate pads a whole image to it),
+    on which the tiles start; net is the generator, whose normalisation layers gather the whole image's
     statistics first in the paper's test mode."""
     # Padded as generate pads a whole image, so that the tiles cover what the whole image's pass would see.
     height, width = x.shape[-2:]
@@ -66,24 +66,24 @@ def translate(generate, net, x, tile, overlap, batch, multiple, align):
         layers = [layer for layer in normalisations(net) if layer.training and layer.each_image]
         if layers:
             with whole_image_statistics(layers):
-                run_tiles(generate, image, tile, overlap, batch, align, 'gathering statistics', layers)
+                run_tiles(generate, image, tile, overlap, batch, multiple, 'gathering statistics', layers)
                 for layer in layers:
                     layer.gathered.fix()
-                outputs.append(run_tiles(generate, image, tile, overlap, batch, align, 'tiles'))
+                outputs.append(run_tiles(generate, image, tile, overlap, batch, multiple, 'tiles'))
         else:
-            outputs.append(run_tiles(generate, image, tile, overlap, batch, align, 'tiles'))
+            outputs.append(run_tiles(generate, image, tile, overlap, batch, multiple, 'tiles'))
     return torch.cat(outputs)[..., :height, :width]
 
 
-def run_tiles(generate, image, tile, overlap, batch, align, what, gathering=()):
-    """The blended output of one image (1, C, H, W), its tiles starting at multiples of `align` (its sides are
+def run_tiles(generate, image, tile, overlap, batch, multiple, what, gathering=()):
+    """The blended output of one image (1, C, H, W), its tiles starting at multiples of `multiple` (its sides are
     multiples of it), run `batch` at a time. gathering: normalisation layers gathering statistics, told each
     tile's share of every pixel (its weight over all the tiles' weights there), so that each pixel of the image
     counts once."""
     height, width = image.shape[-2:]
     tile_h, tile_w = min(tile, height), min(tile, width)
-    boxes = [(y, x) for y in tile_starts(height, tile, overlap, align)
-             for x in tile_starts(width, tile, overlap, align)]
+    boxes = [(y, x) for y in tile_starts(height, tile, overlap, multiple)
+             for x in tile_starts(width, tile, overlap, multiple)]
     weights = [ramp(y, tile_h, height, overlap)[:, None] * ramp(x, tile_w, width, overlap)[None] for y, x in boxes]
     coverage = torch.zeros(height, width)
     for (y, x), weight in zip(boxes, weights):

@@ -54,9 +54,9 @@ def test_a_generator_of_bounded_reach_gives_its_whole_image_output():
     with torch.no_grad():
         whole = net(x)
         # A quarter of the overlap (12 pixels) is beyond the generator's reach (10 pixels each way, measured).
-        tiled = tiling.translate(net, net, x, tile=96, overlap=48, batch=3, multiple=4, align=4)
+        tiled = tiling.translate(net, net, x, tile=96, overlap=48, batch=3, multiple=4)
         # Without blending, the tiles' edges show: the generator saw reflected padding there, not the neighbours.
-        hard = tiling.translate(net, net, x, tile=96, overlap=0, batch=3, multiple=4, align=4)
+        hard = tiling.translate(net, net, x, tile=96, overlap=0, batch=3, multiple=4)
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max() < 1e-5
     assert (hard - whole).abs().max() > 1e-4  # a hundred times the tolerance above
@@ -76,7 +76,7 @@ def test_the_papers_mode_normalises_every_tile_with_the_whole_images_statistics(
     x = torch.linspace(-1, 1, 64 * 96).reshape(1, 1, 64, 96).repeat(1, 3, 1, 1)  # tones differ across the image
     with torch.no_grad():
         whole = net(x)
-        tiled = tiling.translate(net, net, x, tile=32, overlap=8, batch=2, multiple=1, align=1)
+        tiled = tiling.translate(net, net, x, tile=32, overlap=8, batch=2, multiple=1)
         # Each tile with its own statistics (what gathering avoids): the tiles' tones differ.
         own = tiling.run_tiles(net, x, 32, 8, 2, 1, 'tiles')
     # Each pixel counts once in the gathered statistics, so they are the whole image's.
