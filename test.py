@@ -4,8 +4,10 @@
     python test.py --dataroot ./my_labels --name facades_label2photo_pretrained --model test
     python test.py --dataroot ./photo.png --name NAME     (one image, or a folder of them: generator only)
 
-Results go to results_dir/name/<phase>_<epoch>/: images/*.png and index.html. Every image is
-processed unless --num_test caps it. Architecture options come from the checkpoint's folder.
+Results go to results_dir/name/<phase>_<epoch>/: images/ and index.html. Every image is processed unless
+--num_test caps it. Architecture options and value mappings come from the checkpoint's folder; each visual
+is written in the data's type and units (8-bit pictures as PNG; 16-bit one-channel PNG, or TIFF, beside an
+8-bit _preview.png). --tile translates large images in overlapping tiles (models/tiling.py).
 When the model has targets (pix2pix on aligned data, colorization), each output is scored against its
 target (L1, PSNR, SSIM, and for data other than 8-bit pictures the MAE, all in the data's units; FID and KID
 with --fid_weights; with --segmenter, the semantic score against the input label maps) into metrics.json and
