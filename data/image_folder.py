@@ -4,7 +4,7 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from util.arrays import PIL_ARRAY_MODES, png_bit_depth, to_picture_mode
+from util.arrays import PIL_ARRAY_MODES, is_colour_png16, to_picture_mode
 from util.errors import UserError
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp', '.npy')
@@ -75,7 +75,7 @@ def open_image(path, channels=3, unlike=None):
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise UserError(f'cannot read image {path}: {e}. Remove or replace the file.')
-    if unlike and (image.mode in PIL_ARRAY_MODES or (image.format == 'PNG' and png_bit_depth(path) == 16)):
+    if unlike and (image.mode in PIL_ARRAY_MODES or is_colour_png16(image, path)):
         raise UserError(f'{path} holds 16-bit or float values, {unlike}. Convert it, or remove it.')
     if image.mode.startswith('I'):
         array = np.asarray(image, dtype=np.float64)

@@ -155,7 +155,7 @@ class BaseOptions:
     def parse(self, argv=None, settings=None):
         """The run's configuration for argv (default: the command line), resolved and checked
         (options/resolution.py); settings: values the caller fixes, whatever is typed."""
-        argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+        argv = command_line(argv)
         settings = {**self.settings, **(settings or {})}
         parser = self.parser(argv, settings)
         parsed = parser.parse_args(argv)
@@ -169,6 +169,13 @@ class BaseOptions:
             defaults.pop(name)
         values = {key: getattr(parsed, key, default) for key, default in defaults.items()}
         return resolution.resolve(self, values, defaults, typed, settings)
+
+    def peek(self, argv, settings):
+        """(argv, the flags as parsed before any resolution, the names of those typed), for a command whose
+        settings depend on them (test.py's single images, export.py's saved direction)."""
+        argv = command_line(argv)
+        parser = self.parser(argv, {**self.settings, **settings})
+        return argv, parser.parse_known_args(argv)[0], typed_options(parser, argv)
 
     def check(self, opt):
         """The command's own checks of its flags (the general ones are options/checks.py's)."""
@@ -187,6 +194,11 @@ def only_flags(parser, flags):
             if action.dest in flags:
                 option_group(kept, group.title)._add_action(action)
     return kept
+
+
+def command_line(argv):
+    """argv as strings, or the process's command line when None."""
+    return sys.argv[1:] if argv is None else [str(arg) for arg in argv]
 
 
 def typed_options(parser, argv):

@@ -1,5 +1,3 @@
-import sys
-
 from models.checkpoint import read_architecture
 from options.test_options import TestOptions
 from util.errors import UserError
@@ -23,9 +21,8 @@ class ExportOptions(TestOptions):
     def parse(self, argv=None, settings=None):
         """As TestOptions.parse, in the direction the checkpoint was trained in (its architecture.json; the
         default for a reference checkpoint): it says which side's value mapping the generator's input takes."""
-        argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
         settings = settings or {}
-        parsed, _ = self.parser(argv, {**self.settings, **settings}).parse_known_args(argv)
+        argv, parsed, _ = self.peek(argv, settings)
         saved = read_architecture(parsed) or {}
         return super().parse(argv, {'direction': saved['direction'], **settings} if 'direction' in saved else settings)
 

@@ -1,7 +1,5 @@
-import sys
-
 from data.image_folder import holds_single_images
-from options.base_options import BaseOptions, typed_options
+from options.base_options import BaseOptions
 from util.evaluation.scores import METRICS
 from util.plugins import option_group
 
@@ -18,10 +16,8 @@ class TestOptions(BaseOptions):
         --pairs is typed: it says DATAROOT holds pairs, so a missing split is then an error."""
         settings = settings or {}
         if self.reads_data and 'model' not in settings:
-            argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-            parser = self.parser(argv, {**self.settings, **settings})
-            parsed, _ = parser.parse_known_args(argv)
-            if (parsed.dataset_mode == 'aligned' and parsed.dataroot and 'pairs' not in typed_options(parser, argv)
+            argv, parsed, typed = self.peek(argv, settings)
+            if (parsed.dataset_mode == 'aligned' and parsed.dataroot and 'pairs' not in typed
                     and holds_single_images(parsed.dataroot, parsed.phase)):
                 print(f'{parsed.dataroot} is single images, not pairs in {parsed.phase}/ or {parsed.phase}A/ and '
                       f'{parsed.phase}B/: translating them with the generator alone (--model test)')
