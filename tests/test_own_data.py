@@ -444,3 +444,17 @@ def test_a_16bit_file_among_8bit_pictures(tmp_path):
         train_options(tmp_path)
     assert error.value.message == (f'{tmp_path}/trainA/001.png holds 16-bit or float values, unlike the 8-bit data of '
                                    f'{tmp_path}/trainA/000.jpg. Convert it, or remove it.')
+
+
+def test_a_spawned_loader_worker_gives_the_same_16bit_samples(tmp_path):
+    # The start method of macOS and Windows (and of Linux from Python 3.14): the dataset, its configuration and
+    # its value mappings travel pickled, and each worker makes its own readers.
+    make_pairs(tmp_path, 'uint16_5', phases=('train',))
+    dataset = AlignedDataset(train_options(tmp_path, '--preprocess', 'crop', '--load_size', '32', '--netG', 'unet_16',
+                                           '--crop_size', '16'))
+    keys = [(1, index) for index in range(len(dataset))]
+    in_process = list(torch.utils.data.DataLoader(dataset, batch_size=2, sampler=keys))
+    spawned = list(torch.utils.data.DataLoader(dataset, batch_size=2, sampler=keys, num_workers=1,
+                                               multiprocessing_context='spawn'))
+    for a, b in zip(in_process, spawned):
+        assert torch.equal(a['A'], b['A']) and torch.equal(a['B'], b['B'])
