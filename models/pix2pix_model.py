@@ -84,6 +84,10 @@ class Pix2PixModel(BaseModel):
              f'--niter_fix_global keeps the coarse parts of --netG local fixed, but --netG is {opt.netG}: add --netG '
              f'local, or drop --niter_fix_global'),
             (opt.niter_fix_global >= 0, f'--niter_fix_global {opt.niter_fix_global}: give a number of epochs, or 0'),
+            (not opt.niter_fix_global or opt.load_global or opt.continue_train,
+             f'--niter_fix_global {opt.niter_fix_global} keeps the global part of --netG local fixed, but it is '
+             f'untrained: add --load_global checkpoints/NAME/latest_net_G.pth (a --netG global run at half the size), '
+             f'or drop --niter_fix_global'),
             (opt.load_global is None or os.path.isfile(opt.load_global),
              f'--load_global {opt.load_global}: no such file; give a --netG global run\'s checkpoint, e.g. '
              f'checkpoints/NAME/latest_net_G.pth'),

@@ -62,9 +62,17 @@ def depth_run(train_tiny):
 
 
 @pytest.fixture(scope='module')
-def app(tiny_run, depth_run, tmp_path_factory):
-    """app.py serving four experiments: tiny, tiny_flipped whose last layer is negated (output = -tiny's), depth
-    (16-bit in, 16-bit out) and depth_float, depth's generator between float32 values of 0..4000."""
+def local_run(train_tiny):
+    """A tiny run of pix2pixHD's coarse-to-fine generator (--netG local: a global part and one local enhancer)."""
+    return train_tiny('--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0, '--netG', 'local', '--n_downsample_global',
+                      '2', '--n_blocks_global', '1', '--n_blocks_local', '1', name='local', count=3)
+
+
+@pytest.fixture(scope='module')
+def app(tiny_run, depth_run, local_run, tmp_path_factory):
+    """app.py serving five experiments: tiny, tiny_flipped whose last layer is negated (output = -tiny's), depth
+    (16-bit in, 16-bit out), depth_float, depth's generator between float32 values of 0..4000, and local
+    (pix2pixHD's generator)."""
     pytest.importorskip('gradio', reason='optional: pip install "gradio>=6"')
     browser.require_chromium()
     root = tmp_path_factory.mktemp('app')
@@ -77,6 +85,7 @@ def app(tiny_run, depth_run, tmp_path_factory):
     torch.save(weights, checkpoints / 'tiny_flipped' / 'latest_net_G.pth')
     shutil.copytree(depth_run.folder, checkpoints / 'depth')
     shutil.copytree(depth_run.folder, checkpoints / 'depth_float')
+    shutil.copytree(local_run.folder, checkpoints / 'local')
     architecture = json.loads((checkpoints / 'depth_float' / 'architecture.json').read_text())
     for side in 'AB':
         architecture[f'mapping_{side}'] = {'type': 'float32', 'ranges': [[0.0, 4000.0]], 'how': 'given'}
@@ -169,6 +178,27 @@ def test_the_page_translates_uploads_as_test_py_eval_does(app, runner, tmp_path)
     assert not (root / 'outbound.log').exists(), (root / 'outbound.log').read_text()
     screenshot = Image.open(tmp_path / 'page.png')
     assert screenshot.size == (1280, 900) and len(np.unique(np.asarray(screenshot.convert('L')))) > 20
+
+
+def test_the_page_translates_with_pix2pixhd_s_generator_as_test_py_eval_does(app, runner, tmp_path):
+    """A --netG local checkpoint: the page builds the generator from its saved architecture (global part and
+    enhancer) and pads an upload to its size rule (multiples of 8 here) as test.py does."""
+    server, url, checkpoints, root = app
+    photo = pair_image(str(tmp_path / 'photo.png'), 44, 36, seed=5)
+    expected = runner.run('test.py', '--dataroot', tmp_path / 'photo.png', '--name', 'local', '--checkpoints_dir',
+                          checkpoints, '--results_dir', tmp_path / 'results', '--eval', '--preprocess', 'none')
+    assert expected.returncode == 0 and 'netG: local' in expected.stdout
+    expected = np.asarray(Image.open(tmp_path / 'results' / 'local' / 'test_latest' / 'images' / 'photo_fake.png'))
+    assert expected.shape == (36, 44, 3) and expected.std() > 1
+
+    with browser.Browser() as page:
+        page.open(url)
+        page.wait_for("!!document.querySelector('#upload input[type=file]')")
+        choose(page, 'local')
+        assert upload(page, tmp_path / 'photo.png').startswith('44x36 pixels:')
+        page.wait_for("document.querySelector('#output a[download]')?.getAttribute('download') === 'photo_local.png'")
+        assert np.abs(shown(page, 'output') - expected).max() <= 1
+        assert (shown(page, 'input') == photo).all()
 
 
 def test_bad_uploads_get_a_message_and_the_server_stays_up(app, tmp_path):

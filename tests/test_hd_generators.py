@@ -138,6 +138,9 @@ def test_size_multiples_for_padding_and_export(flags, multiple, smallest):
     (['--niter_fix_global', 1], '--niter_fix_global keeps the coarse parts of --netG local fixed, but --netG is '
                                 'unet_32: add --netG local, or drop --niter_fix_global'),
     (['--netG', 'local', *SMALL_FLAGS, '--niter_fix_global', -1], '--niter_fix_global -1: give a number of epochs'),
+    (['--netG', 'local', *SMALL_FLAGS, '--niter_fix_global', 2],
+     '--niter_fix_global 2 keeps the global part of --netG local fixed, but it is untrained: add --load_global '
+     'checkpoints/NAME/latest_net_G.pth (a --netG global run at half the size), or drop --niter_fix_global'),
     (['--netG', 'local', *SMALL_FLAGS, '--load_global', 'no/such.pth'],
      "--load_global no/such.pth: no such file; give a --netG global run's checkpoint"),
 ])
@@ -167,9 +170,11 @@ def test_load_global_starts_the_global_part_from_a_global_run(tmp_path):
 
 
 @pytest.mark.parametrize('enhancers', [1, 2])
-def test_niter_fix_global_trains_only_the_finest_enhancer_for_its_epochs(enhancers):
+def test_niter_fix_global_trains_only_the_finest_enhancer_for_its_epochs(enhancers, tmp_path):
+    global_run = tmp_path / 'latest_net_G.pth'  # --ngf 8 * 2^enhancers
+    torch.save(networks.define_G(3, 3, 8 * 2 ** enhancers, 'global', 'batch', True, **SMALL).state_dict(), global_run)
     opt = parse('--netG', 'local', *SMALL_FLAGS, '--n_local_enhancers', enhancers, '--niter_fix_global', 1,
-                '--seed', 0)
+                '--load_global', global_run, '--seed', 0)
     with contextlib.redirect_stdout(io.StringIO()):
         model = models.create_model(opt)
         model.setup(opt)

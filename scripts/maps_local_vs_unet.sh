@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Equal wall clock at 512x512 on maps (aerial -> map): the paper's unet_256 against pix2pixHD's coarse-to-fine
+# schedule (--netG global at 256x256, then --netG local at 512x512 with the global part loaded, fixed for the
+# first local epoch). Both arms run at once, one thread each, so they share the machine alike; the epoch
+# counts are chosen from one-thread iteration costs measured beforehand (docs/performance.md) so that both
+# arms take about the same time, and each arm's real wall clock is printed. Then test.py scores both on the
+# whole test split at 512x512 in the paper's test mode. Everything else is the paper's recipe (basic D,
+# lsgan, lambda_L1 100, batch 1).
+#
+# Usage: bash scripts/maps_local_vs_unet.sh MAPS_DATAROOT OUTDIR
+#   MAPS_DATAROOT  the maps folder (train/ and test/, aerial left, map right)
+#   OUTDIR         checkpoints/, results/ and the logs go here
+# TRAIN_IMAGES (default 100) is --max_dataset_size, so that epochs are short enough to split the time;
+# UNET_EPOCHS, GLOBAL_EPOCHS, LOCAL_EPOCHS (default 5+4, 2+2, 1+1) are "CONSTANT+DECAY" epoch counts.
+# NUM_TEST (default 100) test images. PYTHON=... overrides the interpreter.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
+
+[ $# -eq 2 ] || { sed -n '9,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+for split in train test; do
+    [ -d "$1/$split" ] || { echo "error: $1/$split is not a folder; give the maps dataset's folder" >&2; exit 2; }
+done
+dataroot="$(cd "$1" && pwd)"
+mkdir -p "$2"
+out="$(cd "$2" && pwd)"
+images="${TRAIN_IMAGES:-100}"
+IFS=+ read -r unet_constant unet_decay <<< "${UNET_EPOCHS:-5+4}"
+IFS=+ read -r global_constant global_decay <<< "${GLOBAL_EPOCHS:-2+2}"
+IFS=+ read -r local_constant local_decay <<< "${LOCAL_EPOCHS:-1+1}"
+cd "$REPO_ROOT"
+export OMP_NUM_THREADS=1
+
+common=(--dataroot "$dataroot" --checkpoints_dir "$out/checkpoints" --direction AtoB --seed 1
+        --max_dataset_size "$images" --display_id 0 --print_freq 100 --save_epoch_freq 1000)
+at_512=(--load_size 572 --crop_size 512)
+
+train_unet() {
+    "$PYTHON" train.py "${common[@]}" "${at_512[@]}" --name maps_unet --netG unet_256 \
+        --n_epochs "$unet_constant" --n_epochs_decay "$unet_decay"
+}
+train_coarse_to_fine() {
+    "$PYTHON" train.py "${common[@]}" --load_size 286 --crop_size 256 --name maps_global --netG global --ngf 64 \
+        --n_epochs "$global_constant" --n_epochs_decay "$global_decay"
+    "$PYTHON" train.py "${common[@]}" "${at_512[@]}" --name maps_local --netG local --ngf 32 \
+        --load_global "$out/checkpoints/maps_global/latest_net_G.pth" --niter_fix_global "$local_constant" \
+        --n_epochs "$local_constant" --n_epochs_decay "$local_decay"
+}
+timed() {  # NAME FUNCTION: run it, log it, and write its wall clock in seconds to OUT/NAME.seconds
+    local start=$SECONDS
+    "$2" > "$out/$1.log" 2>&1
+    echo $((SECONDS - start)) > "$out/$1.seconds"
+}
+
+timed unet train_unet & unet=$!
+timed coarse_to_fine train_coarse_to_fine & coarse_to_fine=$!
+wait $unet && wait $coarse_to_fine || { echo "error: a training run failed; see $out/*.log" >&2; exit 1; }
+
+tests=()
+for name in maps_unet maps_local; do
+    "$PYTHON" test.py --dataroot "$dataroot" --checkpoints_dir "$out/checkpoints" --results_dir "$out/results" \
+        --name "$name" --direction AtoB --load_size 512 --crop_size 512 --num_test "${NUM_TEST:-100}" \
+        > "$out/$name.test.log" 2>&1 & tests+=($!)
+done
+wait "${tests[0]}" && wait "${tests[1]}" || { echo "error: a test run failed; see $out/*.test.log" >&2; exit 1; }
+for arm in unet:maps_unet coarse_to_fine:maps_local; do
+    echo "${arm%%:*}: trained in $(cat "$out/${arm%%:*}.seconds") s; $(grep '^L1 ' "$out/${arm#*:}.test.log")"
+done
