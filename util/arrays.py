@@ -6,6 +6,7 @@ tifffile (the library scientific imaging uses: GDAL, ImageJ and microscopes writ
 arrays (H x W or H x W x C) with pickles refused. Nothing is scaled or rounded: a 16-bit file gives uint16, a
 float TIFF float32, 13 bands 13 channels. Arrays are H x W x C.
 """
+import contextlib
 import io
 
 import numpy as np
@@ -26,19 +27,54 @@ PIL_ARRAY_MODES = {'I;16': 'uint16', 'I;16L': 'uint16', 'I;16B': 'uint16', 'I;16
 def read_array(path):
     """The values of the image file at path as an H x W x C array of its own type (see TYPES)."""
     lower = path.lower()
-    try:
+    with read_errors(path):
         if lower.endswith('.npy'):
             array = read_npy(path)
         elif lower.endswith(TIFF_EXTENSIONS):
             array = read_tiff(path)
         else:
             array = read_picture(path)
+    return as_image_array(array, path)
+
+
+def file_kind(path):
+    """(type, channels) of the image at path, as read_array would give them, from the file's header: no pixels are
+    decoded or loaded, which matters for scenes of 10,000 pixels a side."""
+    lower = path.lower()
+    with read_errors(path):
+        if lower.endswith('.npy'):
+            shape, dtype = npy_header(path)
+        elif lower.endswith(TIFF_EXTENSIONS):
+            shape, dtype = tiff_header(path)
+        else:
+            with Image.open(path) as image:
+                if is_colour_png16(image, path):
+                    return 'uint16', 3
+                if image.mode in PIL_ARRAY_MODES:
+                    return ('uint16' if image.format == 'PNG' else PIL_ARRAY_MODES[image.mode]), 1
+                return 'uint8', 1 if PICTURE_MODES.get(image.mode) == 'L' else 3
+    return image_type(dtype, path), image_channels(shape, path)
+
+
+@contextlib.contextmanager
+def read_errors(path):
+    """A file that cannot be read becomes a one-line error naming it."""
+    try:
+        yield
     except UserError:
         raise
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError, EOFError) as e:
         raise UserError(f'cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}. '
                         f'Remove or replace the file.')
-    return as_image_array(array, path)
+
+
+def npy_header(path):
+    """(shape, dtype) of a .npy file, memory-mapped rather than read."""
+    try:
+        array = np.load(path, mmap_mode='r', allow_pickle=False)
+    except ValueError:  # an object array cannot be mapped: read_npy refuses it with the reason
+        array = read_npy(path)
+    return array.shape, array.dtype
 
 
 def read_npy(path):
@@ -51,10 +87,31 @@ def read_npy(path):
         raise
 
 
+def tiff_header(path):
+    """(shape, dtype) of a TIFF's first series, bands last, from its tags."""
+    import tifffile
+    with tifffile.TiffFile(path) as tiff:
+        series = first_series(tiff, path)
+        return bands_last(series.shape, series.axes), series.dtype
+
+
+def first_series(tiff, path):
+    if not tiff.series:
+        raise UserError(f'cannot read image {path}: the TIFF holds no image. Remove or replace the file.')
+    return tiff.series[0]
+
+
+def bands_last(shape, axes):
+    """A TIFF series' shape with planar bands (first: SYX, CYX, QYX) moved last, as read_tiff moves them."""
+    if len(shape) == 3 and axes[-1] not in 'SC':
+        return shape[1:] + shape[:1]
+    return shape
+
+
 def read_tiff(path):
     import tifffile  # 0.2 s to import, only for TIFFs
     with tifffile.TiffFile(path) as tiff:
-        series = tiff.series[0]
+        series = first_series(tiff, path)
         try:
             array = series.asarray()
         except (KeyError, ValueError, RuntimeError, ImportError) as e:
@@ -67,7 +124,7 @@ def read_tiff(path):
                                 f'deflate or with LZW.')
             raise
         axes = series.axes
-    if array.ndim == 3 and axes[-1] not in 'SC':  # planar (bands first: SYX, CYX, QYX) -> bands last
+    if bands_last(array.shape, axes) != array.shape:
         array = np.moveaxis(array, 0, -1)
     return array
 
@@ -115,20 +172,32 @@ def png_bit_depth(path):
 
 def as_image_array(array, path):
     """array as H x W x C of a type of TYPES, or an error naming path."""
+    image_channels(array.shape, path)
     if array.ndim == 2:
         array = array[:, :, None]
-    if array.ndim != 3:
-        raise UserError(f'{path} holds an array of shape {array.shape}; an image is H x W or H x W x C (bands last, '
+    dtype = image_type(array.dtype, path)
+    return array if array.dtype.name == dtype else array.astype(dtype)
+
+
+# Types held as a wider one of TYPES: booleans as 0/1 bytes, int8 as int16, half floats as float32, and uint32
+# (beyond int32) as float64, which holds every value exactly.
+WIDENED = {'bool': 'uint8', 'int8': 'int16', 'float16': 'float32', 'uint32': 'float64'}
+
+
+def image_type(dtype, path):
+    """The type of TYPES an image of this dtype is read as, or an error naming path."""
+    name = WIDENED.get(np.dtype(dtype).name, np.dtype(dtype).name)
+    if name not in TYPES:
+        raise UserError(f'{path} holds {np.dtype(dtype)} values; the types read are {", ".join(TYPES)}. Convert it.')
+    return name
+
+
+def image_channels(shape, path):
+    """The channel count of an image array of this shape (H x W or H x W x C), or an error naming path."""
+    if len(shape) not in (2, 3):
+        raise UserError(f'{path} holds an array of shape {tuple(shape)}; an image is H x W or H x W x C (bands last, '
                         f'or bands first in a TIFF).')
-    if array.dtype == np.bool_ or array.dtype == np.int8:
-        array = array.astype(np.uint8) if array.dtype == np.bool_ else array.astype(np.int16)
-    elif array.dtype == np.float16:
-        array = array.astype(np.float32)
-    elif array.dtype.name == 'uint32':
-        array = array.astype(np.float64)
-    if array.dtype.name not in TYPES:
-        raise UserError(f'{path} holds {array.dtype} values; the types read are {", ".join(TYPES)}. Convert it.')
-    return array
+    return shape[2] if len(shape) == 3 else 1
 
 
 def check_finite(array, path):
@@ -170,19 +239,3 @@ def write_array(path, array):
         atomic_write(path, lambda f: image.save(f, format='PNG', compress_level=1), durable=False)
 
 
-def file_kind(path):
-    """(type, channels) of the image at path, from its header where the format has one (no pixels decoded for
-    pictures and TIFFs)."""
-    lower = path.lower()
-    if lower.endswith(TIFF_EXTENSIONS) or lower.endswith('.npy'):
-        array = read_array(path)
-        return array.dtype.name, array.shape[2]
-    try:
-        with Image.open(path) as image:
-            if is_colour_png16(image, path):
-                return 'uint16', 3
-            if image.mode in PIL_ARRAY_MODES:
-                return ('uint16' if image.format == 'PNG' else PIL_ARRAY_MODES[image.mode]), 1
-            return 'uint8', 1 if PICTURE_MODES.get(image.mode) == 'L' else 3
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UserError(f'cannot read image {path}: {e}. Remove or replace the file.')
