@@ -226,6 +226,39 @@ def test_pix2pixhd_and_spade_options_take_the_same_steps_on_two_ranks(hd_runs):
             assert mine[k] == pytest.approx(theirs[k], abs=2e-3), (k, mine, theirs)
 
 
+def test_pix2pixhds_local_generator_on_its_schedule_takes_the_same_steps_on_two_ranks(runs, tmp_path):
+    """--netG local started from a global run (--load_global), its global part fixed for epoch 1
+    (--niter_fix_global: dropped after DDP's exchange of gradients), with the multi-scale D, feature matching and
+    the hinge loss: two ranks of batch 1 take one process's steps of batch 2, and keep the global part as loaded."""
+    shape = dict(n_downsample_global=2, n_blocks_global=1)
+    torch.manual_seed(1)
+    global_run = networks.define_G(3, 3, 8, 'global', 'instance', False, **shape).state_dict()  # --ngf 4 * 2
+    torch.save(global_run, tmp_path / 'global_G.pth')
+    common = ['--dataroot', runs['data'], '--name', 'run', *ARGS, '--netG', 'local', '--ngf', 4,
+              '--n_downsample_global', 2, '--n_blocks_global', 1, '--n_blocks_local', 1, '--netD', 'multiscale',
+              '--n_layers_D', 2, '--lambda_feat', 10, '--gan_mode', 'hinge', '--load_global', tmp_path / 'global_G.pth',
+              '--niter_fix_global', 1, '--n_epochs', 2]
+    run('train.py', *common, '--checkpoints_dir', tmp_path / 'single', '--batch_size', 2)
+    argv = [*common, '--checkpoints_dir', tmp_path / 'ddp', '--batch_size', 1, '--dist_url', 'file://' + str(tmp_path / 'meet')]
+    spawn_ranks([argv, argv], tmp_path / 'dump')
+
+    local = networks.define_G(3, 3, 4, 'local', 'instance', False, n_blocks_local=1, **shape)
+    D = discriminators.define_D(6, 8, 'multiscale', 2, 'instance', num_D=2)
+    cancelled = {'G': biases_cancelled_by_instance_norm(local), 'G_ema': biases_cancelled_by_instance_norm(local),
+                 'D': biases_cancelled_by_instance_norm(D)}
+    for epoch in (1, 2):
+        single, ddp = checkpoint(tmp_path / 'single', epoch), checkpoint(tmp_path / 'ddp', epoch)
+        for name in NETWORKS:
+            assert max_difference(single[name], ddp[name], cancelled[name]) < 1e-5, (epoch, name)
+        global_part = {key: value for key, value in ddp['G'].items() if key.startswith('model.')}
+        assert global_part and global_part.keys() <= global_run.keys()
+        unchanged = all(torch.equal(value, global_run[key]) for key, value in global_part.items())
+        assert unchanged == (epoch == 1), epoch
+    local.load_state_dict(ddp['G'])
+    with torch.no_grad():
+        assert local(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
 def test_ema_bn_images_under_ddp_recomputes_on_rank_0_over_the_first_training_images(runs, tmp_path):
     # Batch norm under DDP normalises each rank's own batch of 1. Rank 0 alone recomputes the saved average's
     # statistics, while rank 1 waits: over the first 3 images of the whole training set (not of its share of

@@ -11,6 +11,8 @@ import signal
 import pytest
 import torch
 
+import models.networks
+
 from tests.saved_networks import assert_same_latest_networks, latest_networks, tensorboard_points
 from tests.tiny_data import make_aligned_pairs
 from training import state as training_state
@@ -122,6 +124,33 @@ def test_killed_run_with_pix2pixhd_and_spade_options_resumes_to_the_same_weights
     assert_same_weights(checkpoints / 'hd_killed', checkpoints / 'hd_uninterrupted')
     D = networks(checkpoints / 'hd_killed')['D']
     assert 'scales.1.model.0.parametrizations.weight.0._u' in D
+
+
+@pytest.mark.parametrize('fixed_epochs', [1, 0])
+def test_killed_run_of_pix2pixhds_local_generator_on_its_schedule_resumes_to_the_same_weights(setup, tmp_path,
+                                                                                             fixed_epochs):
+    # --netG local started from a global run. The run is killed after the save in epoch 1 and resumed by the same
+    # command with --continue_train; it ends where the uninterrupted run does, global part and weight average
+    # included. With --niter_fix_global 1 the save falls while the global part is fixed, and it must stay fixed
+    # to the end of epoch 1; with 0 the global part has trained before the save, and the file --load_global names
+    # must not replace it.
+    checkpoints, train, start = setup
+    shape = dict(n_downsample_global=2, n_blocks_global=1)
+    torch.manual_seed(2)
+    torch.save(models.networks.define_G(3, 3, 16, 'global', 'batch', True, **shape).state_dict(),
+               tmp_path / 'global_G.pth')  # --ngf 8 * 2
+    local = ['--netG', 'local', '--n_downsample_global', 2, '--n_blocks_global', 1, '--n_blocks_local', 1,
+             '--load_global', tmp_path / 'global_G.pth', '--niter_fix_global', fixed_epochs]
+    train(f'local_uninterrupted_{fixed_epochs}', *local)
+    child = start(f'local_killed_{fixed_epochs}', *local)
+    child.wait_for(EPOCH_2_STARTED)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+
+    train(f'local_killed_{fixed_epochs}', '--continue_train', *local)
+
+    assert_same_weights(checkpoints / f'local_killed_{fixed_epochs}', checkpoints / f'local_uninterrupted_{fixed_epochs}')
+    assert any(key.startswith('model1_') for key in networks(checkpoints / f'local_killed_{fixed_epochs}')['G'])
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
