@@ -63,9 +63,11 @@ def depth_run(train_tiny):
 
 @pytest.fixture(scope='module')
 def local_run(train_tiny):
-    """A tiny run of pix2pixHD's coarse-to-fine generator (--netG local: a global part and one local enhancer)."""
+    """A tiny run of pix2pixHD's coarse-to-fine generator (--netG local: a global part and one local enhancer),
+    initialised so that its output varies (the default init's output is flat gray at this size)."""
     return train_tiny('--n_epochs', 1, '--n_epochs_decay', 0, '--seed', 0, '--netG', 'local', '--n_downsample_global',
-                      '2', '--n_blocks_global', '1', '--n_blocks_local', '1', name='local', count=3)
+                      '2', '--n_blocks_global', '1', '--n_blocks_local', '1', '--init_type', 'xavier', '--init_gain',
+                      '1', name='local', count=3)
 
 
 @pytest.fixture(scope='module')
@@ -189,7 +191,7 @@ def test_the_page_translates_with_pix2pixhd_s_generator_as_test_py_eval_does(app
                           checkpoints, '--results_dir', tmp_path / 'results', '--eval', '--preprocess', 'none')
     assert expected.returncode == 0 and 'netG: local' in expected.stdout
     expected = np.asarray(Image.open(tmp_path / 'results' / 'local' / 'test_latest' / 'images' / 'photo_fake.png'))
-    assert expected.shape == (36, 44, 3) and expected.std() > 1
+    assert expected.shape == (36, 44, 3) and expected.std() > 20
 
     with browser.Browser() as page:
         page.open(url)
