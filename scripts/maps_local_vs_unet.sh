@@ -4,8 +4,9 @@
 # first local epoch). Both arms run at once, one thread each, so they share the machine alike; the epoch
 # counts are chosen from one-thread iteration costs measured beforehand (docs/performance.md) so that both
 # arms take about the same time, and each arm's real wall clock is printed. Then test.py scores both on the
-# whole test split at 512x512 in the paper's test mode. Everything else is the paper's recipe (basic D,
-# lsgan, lambda_L1 100, batch 1).
+# whole test split at 512x512 in the paper's test mode, and OUTDIR/comparison.jpg shows the middle 256x256 of
+# three test images at full resolution: aerial, U-Net, coarse-to-fine, real map. Everything else is the
+# paper's recipe (basic D, lsgan, lambda_L1 100, batch 1).
 #
 # Usage: bash scripts/maps_local_vs_unet.sh MAPS_DATAROOT OUTDIR
 #   MAPS_DATAROOT  the maps folder (train/ and test/, aerial left, map right)
@@ -17,7 +18,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 
-[ $# -eq 2 ] || { sed -n '9,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '10,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 for split in train test; do
     [ -d "$1/$split" ] || { echo "error: $1/$split is not a folder; give the maps dataset's folder" >&2; exit 2; }
 done
@@ -66,3 +67,19 @@ wait "${tests[0]}" && wait "${tests[1]}" || { echo "error: a test run failed; se
 for arm in unet:maps_unet coarse_to_fine:maps_local; do
     echo "${arm%%:*}: trained in $(cat "$out/${arm%%:*}.seconds") s; $(grep '^L1 ' "$out/${arm#*:}.test.log")"
 done
+"$PYTHON" - "$out" <<'PICTURE'
+import sys
+from pathlib import Path
+from PIL import Image
+
+out = Path(sys.argv[1])
+images = {name: out / 'results' / name / 'test_latest' / 'images' for name in ('maps_unet', 'maps_local')}
+stems = sorted((p.name[:-len('_fake_B.png')] for p in images['maps_unet'].glob('*_fake_B.png')), key=int)[:3]
+panels = [('maps_unet', 'real_A'), ('maps_unet', 'fake_B'), ('maps_local', 'fake_B'), ('maps_unet', 'real_B')]
+picture = Image.new('RGB', (256 * len(panels), 256 * len(stems)))
+for row, stem in enumerate(stems):
+    for column, (name, label) in enumerate(panels):
+        picture.paste(Image.open(images[name] / f'{stem}_{label}.png').crop((128, 128, 384, 384)), (256 * column, 256 * row))
+picture.save(out / 'comparison.jpg', quality=90)
+print(f'{out / "comparison.jpg"}: test images {", ".join(stems)}; aerial, U-Net, coarse-to-fine, real map')
+PICTURE
