@@ -1,8 +1,12 @@
 """scripts/quality_facades.sh on a few generated pairs: the paper's settings, the iteration budget as
-epochs, both test modes, the weight average (--ema_decay) beside the generator, and the printed metrics."""
+epochs, both test modes, the weight average (--ema_decay) beside the generator, and the printed metrics; and
+scripts/maps_local_vs_unet.sh at its smallest."""
 import json
 import os
 import re
+
+import torch
+from PIL import Image
 
 from tests.scripts import run
 from tests.tiny_data import make_aligned_pairs, make_palette_pairs
@@ -99,3 +103,35 @@ def test_recipe_sets_what_the_script_does_not_type(tmp_path):
                     load_size=143, crop_size=128)
     assert {k: train_opt[k] for k in expected} == expected
     assert re.search(r'^G_ema \(EMA\) +eval +2 ', proc.stdout, re.M)
+
+
+def test_maps_local_vs_unet_trains_both_schedules_then_scores_and_pictures_them(tmp_path):
+    """scripts/maps_local_vs_unet.sh at its smallest (SIZE 256, narrow networks, one image, one epoch per run):
+    the U-Net beside pix2pixHD's schedule, whose local run starts from the global run and keeps it fixed."""
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=2, size=64)
+    env = dict(SIZE='256', NGF='4', TRAIN_IMAGES='1', UNET_EPOCHS='1+0', GLOBAL_EPOCHS='1+0', LOCAL_EPOCHS='1+0',
+               NUM_TEST='2')
+    proc = run('scripts/maps_local_vs_unet.sh', data, tmp_path / 'out', env=env, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    arms = re.findall(r'^(\w+): trained in \d+ s; L1 [\d.]+, PSNR [\d.]+ dB, SSIM [\d.]+ \(mean of 2 images',
+                      proc.stdout, re.M)
+    assert arms == ['unet', 'coarse_to_fine']
+
+    checkpoints = tmp_path / 'out' / 'checkpoints'
+    options = {name: json.loads((checkpoints / name / 'train_opt.json').read_text())
+               for name in ('maps_unet', 'maps_global', 'maps_local')}
+    wanted = {'maps_unet': dict(netG='unet_256', ngf=8, load_size=286, crop_size=256, direction='AtoB'),
+              'maps_global': dict(netG='global', ngf=8, load_size=143, crop_size=128, direction='AtoB'),
+              'maps_local': dict(netG='local', ngf=4, load_size=286, crop_size=256, niter_fix_global=1,
+                                 load_global=str(checkpoints / 'maps_global' / 'latest_net_G.pth'))}
+    for name, expected in wanted.items():
+        assert {k: options[name][k] for k in expected} == expected, name
+    # Its one epoch fixed: the local generator's global part is still the global run's (batch norm's running
+    # statistics aside, which every forward pass in training mode updates).
+    global_G, local_G = (torch.load(checkpoints / name / 'latest_net_G.pth', weights_only=True)
+                         for name in ('maps_global', 'maps_local'))
+    shared = [k for k in local_G if k.startswith('model.') and 'running_' not in k and 'num_batches' not in k]
+    assert shared and all(torch.equal(local_G[k], global_G[k]) for k in shared)
+
+    with Image.open(tmp_path / 'out' / 'comparison.jpg') as picture:
+        assert picture.size == (4 * 128, 2 * 128)  # 4 panels of the middle half, one row per test image
