@@ -203,6 +203,13 @@ def test_the_kind_of_a_large_file_comes_from_its_header(tmp_path, name, layout):
     assert peak < array.nbytes / 100, peak
 
 
+def test_a_planar_tiff_as_wide_as_its_band_count_is_still_planar(tmp_path):
+    array = np.arange(27, dtype=np.uint16).reshape(3, 3, 3)
+    tifffile.imwrite(tmp_path / 'cube.tif', np.moveaxis(array, 2, 0), planarconfig='separate', photometric='minisblack')
+    assert np.array_equal(arrays.read_array(str(tmp_path / 'cube.tif')), array)
+    assert arrays.file_kind(str(tmp_path / 'cube.tif')) == ('uint16', 3)
+
+
 def test_the_kind_of_an_unreadable_or_odd_file_is_the_same_error_as_reading_it(tmp_path):
     odd = {'cube.npy': np.zeros((4, 4, 2, 2), np.float32), 'complex.npy': np.zeros((4, 4), np.complex64),
            'objects.npy': np.array([[None, 1]], dtype=object), 'broken.tif': b'II*\x00 not a tiff',

@@ -72,7 +72,7 @@ def npy_header(path):
     """(shape, dtype) of a .npy file, memory-mapped rather than read."""
     try:
         array = np.load(path, mmap_mode='r', allow_pickle=False)
-    except ValueError:  # an object array cannot be mapped: read_npy refuses it with the reason
+    except ValueError:  # not mappable (an object array, a broken header): read_npy says why
         array = read_npy(path)
     return array.shape, array.dtype
 
@@ -92,7 +92,8 @@ def tiff_header(path):
     import tifffile
     with tifffile.TiffFile(path) as tiff:
         series = first_series(tiff, path)
-        return bands_last(series.shape, series.axes), series.dtype
+        shape = series.shape
+        return (shape[1:] + shape[:1] if is_planar(len(shape), series.axes) else shape), series.dtype
 
 
 def first_series(tiff, path):
@@ -101,11 +102,9 @@ def first_series(tiff, path):
     return tiff.series[0]
 
 
-def bands_last(shape, axes):
-    """A TIFF series' shape with planar bands (first: SYX, CYX, QYX) moved last, as read_tiff moves them."""
-    if len(shape) == 3 and axes[-1] not in 'SC':
-        return shape[1:] + shape[:1]
-    return shape
+def is_planar(ndim, axes):
+    """Whether a TIFF series holds its bands first (SYX, CYX, QYX), to be moved last."""
+    return ndim == 3 and axes[-1] not in 'SC'
 
 
 def read_tiff(path):
@@ -124,7 +123,7 @@ def read_tiff(path):
                                 f'deflate or with LZW.')
             raise
         axes = series.axes
-    if bands_last(array.shape, axes) != array.shape:
+    if is_planar(array.ndim, axes):
         array = np.moveaxis(array, 0, -1)
     return array
 
@@ -237,5 +236,3 @@ def write_array(path, array):
         image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         # Level 1 of 9: 4x faster to write than PIL's default 6, files about 4% larger, same pixels.
         atomic_write(path, lambda f: image.save(f, format='PNG', compress_level=1), durable=False)
-
-
