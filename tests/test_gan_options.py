@@ -407,11 +407,13 @@ EVERY_OPTION = ['--netD', 'multiscale', '--n_layers_D', 2, '--lambda_feat', 10, 
                 '--spectral_norm_D', '--lr_D', 4e-4, '--upsample', 'resize', '--norm', 'instance']
 
 
-def test_bf16_takes_the_float32_step_within_rounding(vgg_weights):
+@pytest.mark.parametrize('netG_flags', [[], ['--netG', 'local', '--n_downsample_global', 2, '--n_blocks_global', 1,
+                                             '--n_blocks_local', 1]], ids=['unet', 'local'])
+def test_bf16_takes_the_float32_step_within_rounding(vgg_weights, netG_flags):
     def one_step(amp):
         torch.manual_seed(0)
         with contextlib.redirect_stderr(io.StringIO()):  # this CPU may warn that it emulates bfloat16
-            opt = parse(*EVERY_OPTION, '--lambda_vgg', 10, '--vgg_weights', vgg_weights, '--amp', amp,
+            opt = parse(*EVERY_OPTION, *netG_flags, '--lambda_vgg', 10, '--vgg_weights', vgg_weights, '--amp', amp,
                         '--device', 'cpu', '--batch_size', 2)
         model = model_for(opt)
         generator = torch.Generator().manual_seed(0)
