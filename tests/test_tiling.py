@@ -3,7 +3,10 @@ output for a generator of bounded reach, the paper's test mode normalising every
 statistics, test.py and its errors."""
 import contextlib
 import io
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -173,3 +176,25 @@ def test_the_web_page_translates_large_uploads_in_tiles(tiny_run, tmp_path):
     assert outputs['tiled'].shape == (96, 160, 3)
     assert np.abs(outputs['tiled'] - expected).max() <= 1  # the page's tiles are test.py's
     assert np.abs(outputs['tiled'] - outputs['whole']).max() > 0  # and they were tiles: a U-Net's differ a little
+
+
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='the GPU memory figure needs a CUDA device'))])
+def test_the_memory_benchmark_measures_each_process_whole_and_tiled(tmp_path, device):
+    """scripts/tile_benchmark.py (docs/performance.md's memory table) at its smallest: one test.py process per
+    mode, each with its own peak resident memory, and on a GPU the peak CUDA allocation too."""
+    result = subprocess.run([sys.executable, 'scripts/tile_benchmark.py', '--sizes', '512', '--whole_up_to', '512',
+                             '--tile', '256', '--tile_overlap', '0', '--ngf', '4', '--device', device,
+                             '--json', str(tmp_path / 'memory.json')], cwd=REPO, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / 'memory.json').read_text())
+    assert (report['device'], report['ngf'], report['tile']) == (device, 4, 256)
+    assert [(run['size'], run['mode']) for run in report['runs']] == [(512, 'whole'), (512, 'tiled')]
+    for run in report['runs']:
+        # A process that imports torch and runs a generator holds more than 100 MB; 512x512 far less than 8 GB.
+        assert 0.1 < run['peak_rss_gb'] < 8 and run['seconds'] > 0
+        assert (run['peak_cuda_gb'] is None) == (device == 'cpu')
+        if device == 'cuda':
+            assert run['peak_cuda_gb'] > 0
+    assert f'512x512 tiled: peak RSS {report["runs"][1]["peak_rss_gb"]} GB' in result.stdout
