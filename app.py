@@ -8,7 +8,7 @@ first. An upload is translated as `test.py --eval --preprocess none --dataroot I
 with the generator alone (colorization experiments: from the image's lightness), in eval mode (running
 statistics, no dropout, so the same image always gives the same output), at the image's own size, its
 values mapped as the experiment's training mapped them. 8-bit pictures give an 8-bit PNG; other data (a
-16-bit PNG, a TIFF of any type and band count) is read without loss and gives a file of the output side's
+16-bit PNG, a TIFF of any type and band count, a NumPy .npy array) is read without loss and gives a file of the output side's
 type and units (a 16-bit PNG, or a TIFF) to download, with an 8-bit picture of it on the page. The page
 reports the time per image. It is served by Gradio, an optional package (pip install gradio), which
 serves its own front-end: the page fetches nothing from the internet, and the server listens on 127.0.0.1.
@@ -26,12 +26,13 @@ import models
 from data import find_dataset_class, visual_mappings
 from models.checkpoint import file_prefix, read_architecture
 from options.app_options import AppOptions
-from util.arrays import file_kind
+from util.arrays import file_kind, image_channels, npy_header
 from util.errors import UserError
 from util.images import save_visual
 
 # The image formats test.py reads (data/image_folder.IMG_EXTENSIONS), by the name PIL gives the file's format.
-FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif', 'WEBP': '.webp', 'PPM': '.ppm'}
+FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif', 'WEBP': '.webp', 'PPM': '.ppm', 'NPY': '.npy'}
+NPY_SIGNATURE = b'\x93NUM'  # the first four bytes of NumPy's format
 # A TIFF's first four bytes: little- or big-endian, classic or BigTIFF.
 TIFF_SIGNATURES = (b'II*\0', b'MM\0*', b'II+\0', b'MM\0+')
 # Small images fill their frame, their pixels shown as squares rather than blurred.
@@ -138,9 +139,11 @@ class Translator:
         """The path of a copy of the upload under the extension of its format, so that the datasets read it as
         test.py would; checked from its header alone first (a huge image is refused before it is decoded)."""
         file = os.path.basename(upload)
-        kinds = 'a PNG, JPEG, BMP, TIFF, WebP or PPM image'
+        kinds = 'a PNG, JPEG, BMP, TIFF, WebP or PPM image, or a NumPy .npy array'
         try:
             width, height, kind = read_header(upload)
+        except UserError as e:  # named as the user knows the file, not by the server's copy
+            raise UserError(e.message.replace(upload, file)) from None
         except Image.DecompressionBombError:
             raise UserError(f'{file} has more pixels than PIL will open: upload an image of at most '
                             f'{self.opt.max_image_size} pixels per side')
@@ -176,9 +179,13 @@ class Translator:
 
 def read_header(path):
     """(width, height, format name) of an image from its header, no pixels decoded: TIFFs through tifffile (Pillow
-    opens few of the float and multi-band ones), the other formats through Pillow."""
+    opens few of the float and multi-band ones), NumPy arrays memory-mapped, the other formats through Pillow."""
     with open(path, 'rb') as f:
         signature = f.read(4)
+    if signature == NPY_SIGNATURE:
+        shape, _ = npy_header(path)  # refuses an array of Python objects, which loading would unpickle
+        image_channels(shape, path)
+        return shape[1], shape[0], 'NPY'
     if signature in TIFF_SIGNATURES:
         import tifffile  # only for TIFFs, as util.arrays imports it
         with tifffile.TiffFile(path) as tiff:

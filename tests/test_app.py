@@ -213,7 +213,7 @@ def test_bad_uploads_get_a_message_and_the_server_stays_up(app, tmp_path):
         page.open(url)
         page.wait_for("!!document.querySelector('#upload input[type=file]')")
         assert upload(page, tmp_path / 'notes.txt') == \
-            'Error: notes.txt is not an image: upload a PNG, JPEG, BMP, TIFF, WebP or PPM image'
+            'Error: notes.txt is not an image: upload a PNG, JPEG, BMP, TIFF, WebP or PPM image, or a NumPy .npy array'
         assert upload(page, tmp_path / 'big.png') == \
             (f'Error: big.png is {LIMIT + 16}x40 pixels, larger than this page takes: at most {LIMIT} pixels per '
              f'side (app.py --max_image_size); upload a smaller image')
@@ -230,16 +230,18 @@ def status_says(page, text):
 
 
 def test_16_bit_and_float_uploads_give_downloads_of_test_py_values(app, runner, depth_run, tmp_path):
-    """A 16-bit PNG, the same values as a TIFF, and float32 values as a TIFF: read without loss, mapped as the
-    training mapped them, and the output, in the type of the data's B side (16-bit, or float32 for depth_float),
-    downloaded as test.py --eval writes it; the page shows test.py's 8-bit picture of it."""
+    """A 16-bit PNG, the same values as a TIFF and as a NumPy array, and float32 values as a TIFF: read without
+    loss, mapped as the training mapped them, and the output, in the type of the data's B side (16-bit, or float32
+    for depth_float), downloaded as test.py --eval writes it; the page shows test.py's 8-bit picture of it."""
     server, url, checkpoints, root = app
     values = read_array(str(depth_run.data / 'testA' / '001.png'))
     write_array(str(tmp_path / 'depth.png'), values)
     write_array(str(tmp_path / 'depth_copy.tif'), values)
+    np.save(tmp_path / 'depth_array.npy', values[:, :, 0])  # H x W, as np.save users keep one channel
     write_array(str(tmp_path / 'float.tif'), values.astype(np.float32) + 0.25)
     cases = (('depth', 'depth.png', 'depth_depth.png', np.uint16),
              ('depth', 'depth_copy.tif', 'depth_copy_depth.png', np.uint16),
+             ('depth', 'depth_array.npy', 'depth_array_depth.png', np.uint16),
              ('depth_float', 'float.tif', 'float_depth_float.tif', np.float32))
     with browser.Browser() as page:
         page.open(url)
@@ -280,6 +282,8 @@ def test_bad_uploads_of_other_data_get_a_message(app, tmp_path):
     nan[3, 5] = np.nan
     write_array(str(tmp_path / 'holes.tif'), nan)
     write_array(str(tmp_path / 'cut.tif'), np.full((32, 32, 1), 1000, np.uint16))
+    np.save(tmp_path / 'objects.npy', np.array([[None, 1]], dtype=object), allow_pickle=True)
+    np.save(tmp_path / 'cube.npy', np.zeros((4, 4, 1, 1), np.uint16))
     cut = (tmp_path / 'cut.tif').read_bytes()
     (tmp_path / 'cut.tif').write_bytes(cut[:len(cut) // 2])  # its header whole, its pixels not
     with browser.Browser() as page:
@@ -295,6 +299,11 @@ def test_bad_uploads_of_other_data_get_a_message(app, tmp_path):
                                                         'upload such an image')
         status = upload(page, tmp_path / 'cut.tif')
         assert status.startswith('Error: cannot read image cut.tif: ') and '/' not in status, status
+        assert upload(page, tmp_path / 'objects.npy') == (
+            'Error: objects.npy holds Python objects, not numbers; it is refused, as unpickling it could run code. '
+            'Save a numeric array (np.save with a uint8, uint16, int16 or float32 array).')
+        assert upload(page, tmp_path / 'cube.npy') == ('Error: cube.npy holds an array of shape (4, 4, 1, 1); an image '
+                                                       'is H x W or H x W x C (bands last, or bands first in a TIFF).')
         assert upload(page, tmp_path / 'bands.tif') == ('Error: bands.tif holds uint16 values in 3 channels, but '
                                                         'depth translates uint16 images of 1 channel, as it was '
                                                         'trained: upload such an image')
