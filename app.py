@@ -8,9 +8,9 @@ first. An upload is translated as `test.py --eval --preprocess none --dataroot I
 with the generator alone (colorization experiments: from the image's lightness), in eval mode (running
 statistics, no dropout, so the same image always gives the same output), at the image's own size, its
 values mapped as the experiment's training mapped them. 8-bit pictures give an 8-bit PNG; other data (a
-16-bit PNG, a TIFF of any type and band count, a NumPy .npy array) is read without loss and gives a file of the output side's
-type and units (a 16-bit PNG, or a TIFF) to download, with an 8-bit picture of it on the page. The page
-reports the time per image. It is served by Gradio, an optional package (pip install gradio), which
+16-bit PNG, a TIFF of any type and band count, a NumPy .npy array) is read without loss and gives a file of
+the output side's type and units (a 16-bit PNG, or a TIFF) to download, with an 8-bit picture of it on the
+page. The page reports the time per image. It is served by Gradio, an optional package (pip install gradio), which
 serves its own front-end: the page fetches nothing from the internet, and the server listens on 127.0.0.1.
 """
 import os
@@ -31,7 +31,8 @@ from util.errors import UserError
 from util.images import save_visual
 
 # The image formats test.py reads (data/image_folder.IMG_EXTENSIONS), by the name PIL gives the file's format.
-FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif', 'WEBP': '.webp', 'PPM': '.ppm', 'NPY': '.npy'}
+FORMATS = {'PNG': '.png', 'JPEG': '.jpg', 'BMP': '.bmp', 'TIFF': '.tif', 'WEBP': '.webp', 'PPM': '.ppm',
+           'NPY': '.npy'}
 NPY_SIGNATURE = b'\x93NUM'  # the first four bytes of NumPy's format
 # A TIFF's first four bytes: little- or big-endian, classic or BigTIFF.
 TIFF_SIGNATURES = (b'II*\0', b'MM\0*', b'II+\0', b'MM\0+')

@@ -13,14 +13,15 @@
 #   OUTDIR         checkpoints/, results/ and the logs go here
 # TRAIN_IMAGES (default 100) is --max_dataset_size, so that epochs are short enough to split the time;
 # UNET_EPOCHS, GLOBAL_EPOCHS, LOCAL_EPOCHS (default 5+4, 2+2, 1+1) are "CONSTANT+DECAY" epoch counts.
-# SIZE (default 512; 256, 768, 1024: unet_256 takes multiples of 256) replaces 512 everywhere (the global run at half of it).
+# SIZE (default 512; 256, 768, 1024: unet_256 takes multiples of 256) replaces 512 everywhere (the global run
+# at half of it).
 # NGF (default 32) is the local generator's --ngf; the U-Net and the global generator get twice it (the defaults: 64).
 # NUM_TEST (default 100) test images. PYTHON=... overrides the interpreter.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/project_python.sh"  # REPO_ROOT and PYTHON
 
-[ $# -eq 2 ] || { sed -n '10,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '10,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 for split in train test; do
     [ -d "$1/$split" ] || { echo "error: $1/$split is not a folder; give the maps dataset's folder" >&2; exit 2; }
 done
@@ -89,7 +90,8 @@ from PIL import Image
 
 out = Path(sys.argv[1])
 images = {name: out / 'results' / name / 'test_latest' / 'images' for name in ('maps_unet', 'maps_local')}
-stems = sorted((p.name[:-len('_fake_B.png')] for p in images['maps_unet'].glob('*_fake_B.png')), key=lambda stem: (len(stem), stem))[:3]
+stems = sorted((p.name[:-len('_fake_B.png')] for p in images['maps_unet'].glob('*_fake_B.png')),
+               key=lambda stem: (len(stem), stem))[:3]  # numbered files in numeric order
 panels = [('maps_unet', 'real_A'), ('maps_unet', 'fake_B'), ('maps_local', 'fake_B'), ('maps_unet', 'real_B')]
 side = int(sys.argv[2]) // 2  # the middle half of each image, at full resolution
 picture = Image.new('RGB', (side * len(panels), side * len(stems)))

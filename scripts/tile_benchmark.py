@@ -58,8 +58,8 @@ def run(image, checkpoints, results, flags, device):
     log = os.path.join(results, 'test.log')
     os.makedirs(results, exist_ok=True)
     start = time.perf_counter()
-    with open(log, 'w') as output:  # a file, not a pipe: os.wait4 reaps the process and gives its usage
-        process = subprocess.Popen([sys.executable, '-c', CHILD, REPO, *argv], stdout=output, stderr=output)
+    with open(log, 'w') as log_file:  # a file, not a pipe: os.wait4 reaps the process and gives its usage
+        process = subprocess.Popen([sys.executable, '-c', CHILD, REPO, *argv], stdout=log_file, stderr=log_file)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     with open(log) as f:

@@ -239,7 +239,8 @@ def test_pix2pixhds_local_generator_on_its_schedule_takes_the_same_steps_on_two_
               '--n_layers_D', 2, '--lambda_feat', 10, '--gan_mode', 'hinge', '--load_global', tmp_path / 'global_G.pth',
               '--niter_fix_global', 1, '--n_epochs', 2]
     run('train.py', *common, '--checkpoints_dir', tmp_path / 'single', '--batch_size', 2)
-    argv = [*common, '--checkpoints_dir', tmp_path / 'ddp', '--batch_size', 1, '--dist_url', 'file://' + str(tmp_path / 'meet')]
+    argv = [*common, '--checkpoints_dir', tmp_path / 'ddp', '--batch_size', 1,
+            '--dist_url', 'file://' + str(tmp_path / 'meet')]
     spawn_ranks([argv, argv], tmp_path / 'dump')
 
     local = networks.define_G(3, 3, 4, 'local', 'instance', False, n_blocks_local=1, **shape)

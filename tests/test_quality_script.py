@@ -135,3 +135,14 @@ def test_maps_local_vs_unet_trains_both_schedules_then_scores_and_pictures_them(
 
     with Image.open(tmp_path / 'out' / 'comparison.jpg') as picture:
         assert picture.size == (4 * 128, 2 * 128)  # 4 panels of the middle half, one row per test image
+
+
+def test_maps_local_vs_unet_refuses_a_size_or_folder_it_cannot_use_before_writing(tmp_path):
+    data = make_aligned_pairs(str(tmp_path / 'data'), count=1, size=32)
+    proc = run('scripts/maps_local_vs_unet.sh', data, tmp_path / 'out', env=dict(SIZE='300'), check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == ('error: SIZE=300: give a multiple of 256 (the sizes '
+                                                            'unet_256 takes), e.g. 512')
+    proc = run('scripts/maps_local_vs_unet.sh', tmp_path / 'nowhere', tmp_path / 'out', check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == (f"error: {tmp_path / 'nowhere'}/train is not a folder; "
+                                                            f"give the maps dataset's folder")
+    assert not (tmp_path / 'out').exists()
