@@ -72,7 +72,8 @@ def translate(generate, net, x, tile, overlap, batch, multiple):
                 outputs.append(run_tiles(generate, image, tile, overlap, batch, multiple, 'tiles'))
         else:
             outputs.append(run_tiles(generate, image, tile, overlap, batch, multiple, 'tiles'))
-    return torch.cat(outputs)[..., :height, :width]
+    output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)  # one image: no copy of it
+    return output[..., :height, :width]
 
 
 def run_tiles(generate, image, tile, overlap, batch, multiple, what, gathering=()):
@@ -104,7 +105,7 @@ def run_tiles(generate, image, tile, overlap, batch, multiple, what, gathering=(
         for result, i in zip(results, chunk):
             y, x = boxes[i]
             total[..., y:y + tile_h, x:x + tile_w] += result * weights[i].to(total)
-    return total / coverage.to(total)
+    return total.div_(coverage.to(total))
 
 
 def normalisations(net):

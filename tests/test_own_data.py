@@ -511,3 +511,23 @@ def test_a_spawned_loader_worker_gives_the_same_16bit_samples(tmp_path):
                                                multiprocessing_context='spawn'))
     for a, b in zip(in_process, spawned):
         assert torch.equal(a['A'], b['A']) and torch.equal(a['B'], b['B'])
+
+
+@pytest.mark.parametrize('dtype,ranges', [('uint8', [(0, 255)] * 3), ('uint16', [(1922, 8000)]),
+                                          ('float32', [(-1000.5, 3000.25), (0, 1)])])
+def test_to_units_computes_the_formula_in_place_on_a_copy(dtype, ranges):
+    """(y + 1) / 2 * (high - low) + low, clamped for 8-bit data, computed in place on one copy (test.py's
+    whole-image buffers at 8192x8192 are 0.8 GB each): the network's values are left as they were."""
+    values = torch.rand(len(ranges), 16, 16, generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2
+    before = values.clone()
+    mapping = ValueMapping(dtype, ranges, 'given')
+    units = mapping.to_units(values)
+    assert torch.equal(values, before)
+    precision = torch.float32 if dtype == 'uint8' else torch.float64
+    y = before.to(precision).clamp(-1, 1) if dtype == 'uint8' else before.to(precision)
+    for channel, (low, high) in enumerate(ranges):
+        assert torch.equal(units[channel], (y[channel] + 1) / 2 * (high - low) + low)
+    array = mapping.to_array(values)
+    assert array.dtype == dtype and array.shape == (16, 16, len(ranges))
+    if dtype != 'float32':
+        assert np.array_equal(array[..., 0], np.clip(np.round(units[0].numpy()), 0, np.iinfo(dtype).max))

@@ -58,14 +58,16 @@ class ValueMapping:
         """The network's (C, H, W) or (N, C, H, W) values -> the data's units: float64, or for 8-bit data float32
         as util.images.tensor2im computes it ((y + 1) / 2 * 255), so that 8-bit files are as before."""
         precision = torch.float32 if self.dtype == 'uint8' else torch.float64
-        values = values.detach().to('cpu', precision)
+        # One fresh copy, then in place: out of place, each step would hold another image-sized buffer, which at
+        # 8192x8192 is 0.8 GB a step.
+        units = values.detach().to('cpu', precision, copy=True)
         # From the ranges themselves rather than their float32 copies, so that a measured range's low and width
         # are exact: the formula export.py's description states, (y + 1) / 2 * (high - low) + low.
         low = torch.tensor([low for low, _ in self.ranges], dtype=precision).view(-1, 1, 1)
         width = torch.tensor([high - low for low, high in self.ranges], dtype=precision).view(-1, 1, 1)
         if self.dtype == 'uint8':
-            values = values.clamp(-1, 1)
-        return (values + 1) / 2 * width + low
+            units.clamp_(-1, 1)
+        return units.add_(1).div_(2).mul_(width).add_(low)
 
     def to_array(self, values):
         """The network's (C, H, W) values -> an H x W x C array of the data's type (units_to_array)."""
@@ -77,7 +79,8 @@ class ValueMapping:
         units = units.detach().cpu().permute(1, 2, 0).numpy()
         if np.dtype(self.dtype).kind in 'iu':
             info = np.iinfo(self.dtype)
-            return np.clip(np.round(units), info.min, info.max).astype(self.dtype)
+            rounded = np.round(units)
+            return np.clip(rounded, info.min, info.max, out=rounded).astype(self.dtype)
         return units.astype(self.dtype)
 
     def preview(self, values, channels=(0, 1, 2)):
