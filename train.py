@@ -25,6 +25,7 @@ from training.state import TrainingState
 from training.validation import Validation
 from util import distributed
 from util.display.visualizer import Visualizer
+from util.errors import run_command
 
 
 def main(argv=None):
@@ -115,4 +116,4 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
 
 
 if __name__ == '__main__':
-    main()
+    run_command(main)
