@@ -22,7 +22,6 @@ from models.segmenter import load_segmenter
 from options.test_options import TestOptions
 from util.display import html
 from util.display.visualizer import progress_bar
-from util.errors import run_command
 from util.evaluation.scores import Evaluation, format_scores
 from util.images import save_visual
 from util.value_mapping import parse_channels
@@ -94,4 +93,4 @@ def translate(model, loader, evaluation, webpage, opt, total, mappings, preview_
 
 
 if __name__ == '__main__':
-    run_command(main)
+    main()

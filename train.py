@@ -25,7 +25,6 @@ from training.state import TrainingState
 from training.validation import Validation
 from util import distributed
 from util.display.visualizer import Visualizer
-from util.errors import run_command
 
 
 def main(argv=None):
@@ -116,4 +115,4 @@ def train_one_epoch(model, loader, state, visualizer, stop, opt, world_size, las
 
 
 if __name__ == '__main__':
-    run_command(main)
+    main()
