@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import models.networks
-
 from tests.saved_networks import assert_same_latest_networks, latest_networks, tensorboard_points
 from tests.tiny_data import make_aligned_pairs
 from training import state as training_state
@@ -149,8 +148,10 @@ def test_killed_run_of_pix2pixhds_local_generator_on_its_schedule_resumes_to_the
 
     train(f'local_killed_{fixed_epochs}', '--continue_train', *local)
 
-    assert_same_weights(checkpoints / f'local_killed_{fixed_epochs}', checkpoints / f'local_uninterrupted_{fixed_epochs}')
-    assert any(key.startswith('model1_') for key in networks(checkpoints / f'local_killed_{fixed_epochs}')['G'])
+    killed = checkpoints / f'local_killed_{fixed_epochs}'
+    uninterrupted = checkpoints / f'local_uninterrupted_{fixed_epochs}'
+    assert_same_weights(killed, uninterrupted)
+    assert any(key.startswith('model1_') for key in networks(killed)['G'])
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
